@@ -1,0 +1,4 @@
+//! Subcommands of the `rewardlens` binary.
+
+pub mod bench;
+pub mod score;

@@ -1,0 +1,100 @@
+//! Turning command-line paths into the image files to work on.
+
+use std::path::{Path, PathBuf};
+
+/// Extensions picked up when walking folders (a file named explicitly is always tried).
+pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp"];
+
+/// A path that could not be listed, reported and skipped.
+#[derive(Debug)]
+pub struct WalkError {
+    /// The path.
+    pub path: PathBuf,
+    /// Why.
+    pub reason: String,
+}
+
+/// Whether a file name has one of the image extensions.
+pub fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+/// Expands files and folders (recursively, not following symlinked folders so loops cannot
+/// trap us) into a sorted list of image files, with one error per unlistable path.
+pub fn collect_images(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<WalkError>) {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => walk(path, &mut files, &mut errors),
+            Ok(_) => files.push(path.clone()),
+            Err(e) => errors.push(WalkError { path: path.clone(), reason: e.to_string() }),
+        }
+    }
+    files.sort();
+    files.dedup();
+    (files, errors)
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<WalkError>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(WalkError { path: dir.to_path_buf(), reason: e.to_string() });
+            return;
+        }
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push(WalkError { path: dir.to_path_buf(), reason: e.to_string() });
+                continue;
+            }
+        };
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => walk(&path, files, errors),
+            Ok(t) if t.is_symlink() => {
+                // Follow links to files, never links to folders.
+                if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) && has_image_extension(&path) {
+                    files.push(path);
+                }
+            }
+            Ok(_) if has_image_extension(&path) => files.push(path),
+            Ok(_) => {}
+            Err(e) => errors.push(WalkError { path, reason: e.to_string() }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_recursively_and_filters_extensions() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        for f in ["x.png", "a/y.JPG", "a/b/z.webp", "a/notes.txt"] {
+            std::fs::write(dir.path().join(f), b"").unwrap();
+        }
+        let (files, errors) = collect_images(&[dir.path().to_path_buf(), dir.path().join("missing.png")]);
+        let names: Vec<_> = files.iter().map(|p| p.strip_prefix(dir.path()).unwrap().to_path_buf()).collect();
+        assert_eq!(names, vec![PathBuf::from("a/b/z.webp"), PathBuf::from("a/y.JPG"), PathBuf::from("x.png")]);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].path.ends_with("missing.png"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loops_do_not_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+        std::fs::write(dir.path().join("x.png"), b"").unwrap();
+        let (files, _) = collect_images(&[dir.path().to_path_buf()]);
+        assert_eq!(files.len(), 1);
+    }
+}

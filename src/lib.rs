@@ -1,0 +1,9 @@
+//! RewardLens: rank AI-generated images the way people would, with the ImageReward
+//! human-preference reward model running natively.
+//!
+//! Dependencies point one way: `ui` → `scoring`/`library` → `model`; `model` and `library`
+//! never touch a GUI crate.
+
+pub mod files;
+pub mod library;
+pub mod model;

@@ -1,0 +1,45 @@
+//! `rewardlens`: score and rank images with ImageReward from the command line (the desktop app
+//! will open when no subcommand is given).
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Rank AI-generated images the way people would.
+#[derive(Parser, Debug)]
+#[command(name = "rewardlens", version, about, long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Score images with ImageReward and print them best first.
+    Score(cli::score::ScoreArgs),
+    /// Time the model (image tower, text part, whole) and report load time and peak memory.
+    Bench(cli::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Some(Command::Score(a)) => cli::score::run(&a),
+        Some(Command::Bench(a)) => cli::bench::run(&a),
+        None => {
+            eprintln!(
+                "rewardlens: the desktop app is not part of this build yet; use a subcommand (see `rewardlens --help`)"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rewardlens: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests, built into one binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod parity;
+mod util;
