@@ -62,7 +62,7 @@ impl Block {
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let x = (x + self.attn.forward(&self.norm1.forward(x)?)?)?;
-        let h = self.fc1.forward(&self.norm2.forward(&x)?)?.gelu_erf()?;
+        let h = self.fc1.forward_gelu(&self.norm2.forward(&x)?)?;
         x + self.fc2.forward(&h)?
     }
 }

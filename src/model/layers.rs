@@ -3,32 +3,47 @@
 use candle_core::{D, Tensor};
 
 use super::error::ModelError;
+use super::fused;
 use super::weights::Weights;
 
 /// `nn.Linear`: weight `[out, in]`, bias `[out]`; inputs of any rank are flattened into one GEMM.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight: Tensor,
+    weight_t: Tensor,
     bias: Tensor,
 }
 
 impl Linear {
     /// Loads `{prefix}.weight` and `{prefix}.bias` with the given shape.
     pub fn new(in_dim: usize, out_dim: usize, w: &Weights) -> Result<Self, ModelError> {
-        Ok(Self { weight: w.get("weight", &[out_dim, in_dim])?, bias: w.get("bias", &[out_dim])? })
+        // Kept as `[in, out]` so the GEMM streams the weight row-major instead of packing a transposed view.
+        Ok(Self { weight_t: w.get_transposed("weight", out_dim, in_dim)?, bias: w.get("bias", &[out_dim])? })
     }
 
     /// Output width.
     pub fn out_dim(&self) -> usize {
-        self.weight.dims()[0]
+        self.weight_t.dims()[1]
     }
 
     /// `x @ W^T + b` over the last dimension.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_then(x, fused::bias_add)
+    }
+
+    /// `gelu(x @ W^T + b)` with the exact GELU, fused with the bias add where possible.
+    pub fn forward_gelu(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_then(x, fused::bias_gelu)
+    }
+
+    fn forward_then(
+        &self,
+        x: &Tensor,
+        bias_op: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    ) -> candle_core::Result<Tensor> {
         let dims = x.dims();
         let in_dim = dims[dims.len() - 1];
         let rows = x.elem_count() / in_dim;
-        let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
+        let y = bias_op(&x.reshape((rows, in_dim))?.matmul(&self.weight_t)?, &self.bias)?;
         let mut out_dims = dims.to_vec();
         if let Some(last) = out_dims.last_mut() {
             *last = self.out_dim();

@@ -72,7 +72,7 @@ impl Layer {
     fn forward(&self, x: &Tensor, mask: &Tensor, image: &Tensor) -> candle_core::Result<Tensor> {
         let a = self.attention.forward(x, x, Some(mask))?;
         let c = self.crossattention.forward(&a, image, None)?;
-        let h = self.intermediate.forward(&c)?.gelu_erf()?;
+        let h = self.intermediate.forward_gelu(&c)?;
         self.output_norm.forward(&(self.output.forward(&h)? + c)?)
     }
 }

@@ -9,6 +9,7 @@ pub mod blip_vision;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod fused;
 pub mod image_reward;
 pub mod layers;
 pub mod med_bert;
