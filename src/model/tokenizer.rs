@@ -163,6 +163,18 @@ mod tests {
     }
 
     #[test]
+    fn tokenizer_json_gives_the_same_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        let bundled = PromptTokenizer::bundled().unwrap();
+        bundled.inner.save(&path, false).unwrap();
+        let from_json = PromptTokenizer::from_tokenizer_json(&path).unwrap();
+        for prompt in ["a red cube", "Café CRÈME brûlée, 東京 [DEC] [MASK]", &"tower ".repeat(50)] {
+            assert_eq!(from_json.encode(prompt).unwrap(), bundled.encode(prompt).unwrap(), "{prompt}");
+        }
+    }
+
+    #[test]
     fn long_prompt_is_truncated_and_flagged() {
         let tk = PromptTokenizer::bundled().unwrap();
         let t = tk.encode(&"castle ".repeat(60)).unwrap();
