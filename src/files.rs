@@ -63,7 +63,8 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<WalkError>) {
                     files.push(path);
                 }
             }
-            Ok(_) if has_image_extension(&path) => files.push(path),
+            // Regular files only: a FIFO named like an image would block the first reader.
+            Ok(t) if t.is_file() && has_image_extension(&path) => files.push(path),
             Ok(_) => {}
             Err(e) => errors.push(WalkError { path, reason: e.to_string() }),
         }

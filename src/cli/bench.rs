@@ -117,7 +117,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
 
 fn random_pixels(net: &ImageReward, batch: usize, side: usize) -> anyhow::Result<Tensor> {
     let t = Tensor::randn(0f32, 1.0, (batch, 3, side, side), &Device::Cpu)?;
-    Ok(t.to_device(net.device())?.to_dtype(net.dtype())?)
+    Ok(t.to_device(net.device())?)
 }
 
 /// Median wall time of `reps` calls after one warm-up, waiting for the device each time.

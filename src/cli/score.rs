@@ -114,8 +114,8 @@ fn score_files(
                 .par_iter()
                 .filter_map(|path| match prepare(path, prompt_owned.as_deref()) {
                     Ok(p) => Some(p),
-                    Err(reason) => {
-                        eprintln!("{}: {reason}", path.display());
+                    Err(line) => {
+                        eprintln!("{line}");
                         None
                     }
                 })
@@ -165,19 +165,18 @@ fn score_files(
     Ok(results)
 }
 
-/// Finds the prompt and preprocesses one file; the error is the reason to print beside its path.
+/// Finds the prompt and preprocesses one file; the error is the line to report, path first.
 fn prepare(path: &Path, prompt: Option<&str>) -> Result<Prepared, String> {
+    let no_prompt = |why: String| format!("{}: {why} (pass --prompt)", path.display());
     let prompt = match prompt {
         Some(p) => p.to_string(),
         None => match read_generation_params(path) {
-            Ok(Some(params)) => match params.prompt {
-                Some(p) => p,
-                None => return Err("its generation metadata has no prompt (pass --prompt)".into()),
-            },
-            Ok(None) => return Err("no prompt in its metadata (pass --prompt)".into()),
-            Err(e) => return Err(format!("unreadable metadata: {e} (pass --prompt)")),
+            Ok(Some(params)) => params.prompt.ok_or_else(|| no_prompt("its generation metadata has no prompt".into()))?,
+            Ok(None) => return Err(no_prompt("no prompt in its metadata".into())),
+            Err(e) => return Err(no_prompt(format!("unreadable metadata: {e}"))),
         },
     };
+    // Preprocessing errors already start with the path.
     let pixels = preprocess::preprocess_path(path).map_err(|e| e.to_string())?;
     Ok(Prepared { path: path.to_path_buf(), prompt, pixels })
 }

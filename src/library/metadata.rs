@@ -63,6 +63,11 @@ pub enum MetadataError {
 
 /// Reads the generation parameters of an image file; `Ok(None)` when it carries none we know.
 pub fn read_generation_params(path: &Path) -> Result<Option<GenerationParams>, MetadataError> {
+    // Opening a FIFO would block until a writer appears: look only at regular files.
+    let meta = std::fs::metadata(path).map_err(|source| MetadataError::Io { path: path.to_path_buf(), source })?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
     let file = std::fs::File::open(path).map_err(|source| MetadataError::Io { path: path.to_path_buf(), source })?;
     let mut head = [0u8; 8];
     let is_png = {

@@ -4,7 +4,7 @@
 //! `Block`, `Attention`, `Mlp`): pre-norm blocks, fused qkv, exact-erf GELU, LayerNorm eps 1e-6,
 //! the final norm applied to all tokens, which form the text tower's cross-attention memory.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use super::config::VisionConfig;
 use super::error::ModelError;
@@ -73,9 +73,8 @@ pub struct VisionTransformer {
     cfg: VisionConfig,
     cls_token: Tensor,
     pos_embed: Tensor,
-    /// The patch convolution's kernel flattened to `[width, 3*P*P]`, applied as one GEMM.
-    patch_weight: Tensor,
-    patch_bias: Tensor,
+    /// The patch convolution with its kernel flattened to `[width, 3*P*P]`, applied as one GEMM.
+    patch_embed: Linear,
     blocks: Vec<Block>,
     norm: LayerNorm,
 }
@@ -85,14 +84,15 @@ impl VisionTransformer {
     pub fn new(cfg: &VisionConfig, w: &Weights) -> Result<Self, ModelError> {
         let p = cfg.patch_size;
         let tokens = cfg.num_tokens();
-        let patch_weight = w.pp("patch_embed").pp("proj").get("weight", &[cfg.width, 3, p, p])?;
+        let proj = w.pp("patch_embed").pp("proj");
+        let patch_weight = proj.get("weight", &[cfg.width, 3, p, p])?.reshape((cfg.width, 3 * p * p))?;
+        let patch_bias = proj.with_dtype(DType::F32).get("bias", &[cfg.width])?;
         let blocks = (0..cfg.depth).map(|i| Block::new(cfg, &w.pp("blocks").pp(i))).collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             cfg: cfg.clone(),
-            cls_token: w.get("cls_token", &[1, 1, cfg.width])?,
-            pos_embed: w.get("pos_embed", &[1, tokens, cfg.width])?,
-            patch_weight: patch_weight.reshape((cfg.width, 3 * p * p))?,
-            patch_bias: w.pp("patch_embed").pp("proj").get("bias", &[cfg.width])?,
+            cls_token: w.with_dtype(DType::F32).get("cls_token", &[1, 1, cfg.width])?,
+            pos_embed: w.with_dtype(DType::F32).get("pos_embed", &[1, tokens, cfg.width])?,
+            patch_embed: Linear::from_weight(&patch_weight, patch_bias)?,
             blocks,
             norm: LayerNorm::new(cfg.width, VisionConfig::LAYER_NORM_EPS, &w.pp("norm"))?,
         })
@@ -103,7 +103,7 @@ impl VisionTransformer {
         &self.cfg
     }
 
-    /// Runs the tower on normalised pixels.
+    /// Runs the tower on normalised f32 pixels; the tokens come out in f32.
     pub fn forward(&self, pixels: &Tensor) -> candle_core::Result<Tensor> {
         let (b, _c, s, _) = pixels.dims4()?;
         let p = self.cfg.patch_size;
@@ -114,11 +114,7 @@ impl VisionTransformer {
             .permute((0, 2, 4, 1, 3, 5))?
             .contiguous()?
             .reshape((b * g * g, 3 * p * p))?;
-        let x = patches.matmul(&self.patch_weight.t()?)?.broadcast_add(&self.patch_bias)?.reshape((
-            b,
-            g * g,
-            self.cfg.width,
-        ))?;
+        let x = self.patch_embed.forward(&patches)?.reshape((b, g * g, self.cfg.width))?;
         let cls = self.cls_token.broadcast_as((b, 1, self.cfg.width))?;
         let mut x = Tensor::cat(&[&cls, &x], 1)?.broadcast_add(&self.pos_embed)?;
         for block in &self.blocks {

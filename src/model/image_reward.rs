@@ -85,7 +85,7 @@ impl ImageReward {
         &self.device
     }
 
-    /// The dtype of the two towers (the head is always f32).
+    /// The dtype of the towers' matrices; activations, norms and the head are always f32.
     pub fn dtype(&self) -> DType {
         self.dtype
     }
@@ -100,20 +100,19 @@ impl ImageReward {
         self.text.config()
     }
 
-    /// Stacks preprocessed `[3, S, S]` f32 images into one batch on the model's device and dtype.
+    /// Stacks preprocessed `[3, S, S]` f32 images into one batch on the model's device.
     pub fn pixels_to_tensor(&self, images: &[&[f32]]) -> Result<Tensor, ModelError> {
         let s = self.vision.config().image_size;
         let mut flat = Vec::with_capacity(images.len() * 3 * s * s);
         for image in images {
             flat.extend_from_slice(image);
         }
-        let t = Tensor::from_vec(flat, (images.len(), 3, s, s), &Device::Cpu)?;
-        Ok(t.to_device(&self.device)?.to_dtype(self.dtype)?)
+        Ok(Tensor::from_vec(flat, (images.len(), 3, s, s), &Device::Cpu)?.to_device(&self.device)?)
     }
 
     /// Image tokens `[B, N, width]` (class token + patches, after the final norm): the part worth caching per image.
     pub fn image_features(&self, pixels: &Tensor) -> Result<Tensor, ModelError> {
-        Ok(self.vision.forward(&pixels.to_dtype(self.dtype)?)?)
+        Ok(self.vision.forward(&pixels.to_dtype(DType::F32)?)?)
     }
 
     /// `[CLS]` features `[B, hidden]` (f32) of prompts attending to `image_tokens` `[B, N, width]`.
@@ -137,7 +136,7 @@ impl ImageReward {
         }
         let ids = Tensor::from_vec(ids, (prompts.len(), len), &self.device)?;
         let mask = Tensor::from_vec(mask, (prompts.len(), len), &self.device)?;
-        let hidden = self.text.forward(&ids, &mask, &image_tokens.to_dtype(self.dtype)?)?;
+        let hidden = self.text.forward(&ids, &mask, &image_tokens.to_dtype(DType::F32)?)?;
         Ok(hidden.narrow(1, 0, 1)?.squeeze(1)?.to_dtype(DType::F32)?)
     }
 

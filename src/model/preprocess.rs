@@ -35,6 +35,9 @@ pub const MAX_SIDE_PX: u32 = 65_535;
 /// never allocates its declared size (Pillow refuses above 179 Mpx; we stop a little earlier).
 pub const MAX_PIXELS: u64 = 128 * 1024 * 1024;
 
+/// Largest file read into memory for decoding (no real PNG/JPEG/WebP within the pixel limit is larger).
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
 /// Fractional bits of Pillow's 8-bit resampling coefficients (`PRECISION_BITS` = 32 − 8 − 2).
 const PRECISION_BITS: u32 = 22;
 
@@ -47,6 +50,9 @@ const BICUBIC_SUPPORT: f64 = 2.0;
 /// Why an image in memory could not be turned into pixels.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
+    /// Zero bytes: typically a file a generator has only just created.
+    #[error("empty file (0 bytes)")]
+    Empty,
     /// The bytes are not PNG, JPEG or WebP (the formats the app reads).
     #[error("not a PNG, JPEG or WebP image")]
     UnsupportedFormat,
@@ -81,6 +87,7 @@ impl DecodeError {
     pub fn at(self, path: &Path) -> PreprocessError {
         let path = path.to_path_buf();
         match self {
+            Self::Empty => PreprocessError::Empty { path },
             Self::UnsupportedFormat => PreprocessError::UnsupportedFormat { path },
             Self::Corrupt { format, message } => PreprocessError::Corrupt { path, format, message },
             Self::TooLarge { width, height } => PreprocessError::TooLarge { path, width, height },
@@ -99,6 +106,26 @@ pub enum PreprocessError {
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// The path is a folder, FIFO, socket or device rather than a regular file.
+    #[error("{path}: not a regular file")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file is larger than any image we accept; it is not read.
+    #[error("{path}: file is {bytes} bytes, over the limit of {MAX_FILE_BYTES} bytes")]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        bytes: u64,
+    },
+    /// The file has zero bytes.
+    #[error("{path}: empty file (0 bytes)")]
+    Empty {
+        /// The file.
+        path: PathBuf,
     },
     /// The file is not PNG, JPEG or WebP.
     #[error("{path}: not a PNG, JPEG or WebP image")]
@@ -236,14 +263,25 @@ impl SourceImage {
 
 /// Reads and decodes an image file (format sniffed from its content, not its extension).
 pub fn load_image(path: &Path) -> Result<SourceImage, PreprocessError> {
-    let bytes = std::fs::read(path).map_err(|source| PreprocessError::Read { path: path.to_path_buf(), source })?;
+    let read_error = |source| PreprocessError::Read { path: path.to_path_buf(), source };
+    let meta = std::fs::metadata(path).map_err(read_error)?;
+    // A FIFO or device would block or never end; a file over the limit is not read into memory.
+    if !meta.is_file() {
+        return Err(PreprocessError::NotAFile { path: path.to_path_buf() });
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(PreprocessError::FileTooLarge { path: path.to_path_buf(), bytes: meta.len() });
+    }
+    let bytes = std::fs::read(path).map_err(read_error)?;
     decode_image(&bytes).map_err(|e| e.at(path))
 }
 
 /// Decodes PNG, JPEG or WebP bytes into the Pillow mode the reference would see; the declared
 /// size is checked before any pixel buffer is allocated.
 pub fn decode_image(bytes: &[u8]) -> Result<SourceImage, DecodeError> {
-    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+    if bytes.is_empty() {
+        Err(DecodeError::Empty)
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         decode_png(bytes)
     } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         decode_jpeg(bytes)
@@ -1108,8 +1146,8 @@ mod tests {
     }
 
     #[test]
-    fn empty_and_foreign_bytes_are_unsupported() {
-        assert!(matches!(decode_image(&[]), Err(DecodeError::UnsupportedFormat)));
+    fn empty_and_foreign_bytes_are_refused() {
+        assert!(matches!(decode_image(&[]), Err(DecodeError::Empty)));
         assert!(matches!(decode_image(b"GIF89a......"), Err(DecodeError::UnsupportedFormat)));
         assert!(matches!(decode_image(b"hello"), Err(DecodeError::UnsupportedFormat)));
     }

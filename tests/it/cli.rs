@@ -95,12 +95,33 @@ fn bad_files_are_reported_one_line_each_and_the_run_goes_on() {
     ]);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    for bad in ["truncated.png", "zero.png", "not_an_image.jpg"] {
+    for (bad, reason) in
+        [("truncated.png", "corrupt"), ("zero.png", "empty file (0 bytes)"), ("not_an_image.jpg", "not a PNG, JPEG or WebP")]
+    {
         let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(bad)).collect();
         assert_eq!(lines.len(), 1, "{bad}: {stderr}");
+        assert!(lines[0].contains(reason), "{bad}: {stderr}");
+        assert_eq!(lines[0].matches(bad).count(), 1, "path printed once: {stderr}");
     }
     assert_eq!(text(&out.stdout).lines().count(), 2);
     assert!(!stderr.contains("panicked"));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_named_like_an_image_does_not_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.png");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    std::fs::copy(fixtures().join("images/tiny_64x40.png"), dir.path().join("ok.png")).unwrap();
+    // In a folder it is skipped; named explicitly it is one reported item.
+    let d = dir.path().display().to_string();
+    let f = fifo.display().to_string();
+    let out = rewardlens(&["score", "--model", &fixture("tiny-st"), "--prompt", "x", &d, &f]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("pipe.png: not a regular file"), "{stderr}");
+    assert_eq!(text(&out.stdout).lines().count(), 2);
 }
 
 #[test]
