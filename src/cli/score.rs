@@ -171,7 +171,9 @@ fn prepare(path: &Path, prompt: Option<&str>) -> Result<Prepared, String> {
     let prompt = match prompt {
         Some(p) => p.to_string(),
         None => match read_generation_params(path) {
-            Ok(Some(params)) => params.prompt.ok_or_else(|| no_prompt("its generation metadata has no prompt".into()))?,
+            Ok(Some(params)) => {
+                params.prompt.ok_or_else(|| no_prompt("its generation metadata has no prompt".into()))?
+            }
             Ok(None) => return Err(no_prompt("no prompt in its metadata".into())),
             Err(e) => return Err(no_prompt(format!("unreadable metadata: {e}"))),
         },

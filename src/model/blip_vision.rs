@@ -4,7 +4,7 @@
 //! `Block`, `Attention`, `Mlp`): pre-norm blocks, fused qkv, exact-erf GELU, LayerNorm eps 1e-6,
 //! the final norm applied to all tokens, which form the text tower's cross-attention memory.
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
 use super::config::VisionConfig;
 use super::error::ModelError;
@@ -86,12 +86,12 @@ impl VisionTransformer {
         let tokens = cfg.num_tokens();
         let proj = w.pp("patch_embed").pp("proj");
         let patch_weight = proj.get("weight", &[cfg.width, 3, p, p])?.reshape((cfg.width, 3 * p * p))?;
-        let patch_bias = proj.with_dtype(DType::F32).get("bias", &[cfg.width])?;
+        let patch_bias = proj.activations().get("bias", &[cfg.width])?;
         let blocks = (0..cfg.depth).map(|i| Block::new(cfg, &w.pp("blocks").pp(i))).collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             cfg: cfg.clone(),
-            cls_token: w.with_dtype(DType::F32).get("cls_token", &[1, 1, cfg.width])?,
-            pos_embed: w.with_dtype(DType::F32).get("pos_embed", &[1, tokens, cfg.width])?,
+            cls_token: w.activations().get("cls_token", &[1, 1, cfg.width])?,
+            pos_embed: w.activations().get("pos_embed", &[1, tokens, cfg.width])?,
             patch_embed: Linear::from_weight(&patch_weight, patch_bias)?,
             blocks,
             norm: LayerNorm::new(cfg.width, VisionConfig::LAYER_NORM_EPS, &w.pp("norm"))?,
@@ -103,8 +103,9 @@ impl VisionTransformer {
         &self.cfg
     }
 
-    /// Runs the tower on normalised f32 pixels; the tokens come out in f32.
+    /// Runs the tower on normalised pixels; the tokens come out in the activation dtype.
     pub fn forward(&self, pixels: &Tensor) -> candle_core::Result<Tensor> {
+        let pixels = pixels.to_dtype(self.cls_token.dtype())?;
         let (b, _c, s, _) = pixels.dims4()?;
         let p = self.cfg.patch_size;
         let g = s / p;

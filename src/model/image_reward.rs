@@ -136,7 +136,7 @@ impl ImageReward {
         }
         let ids = Tensor::from_vec(ids, (prompts.len(), len), &self.device)?;
         let mask = Tensor::from_vec(mask, (prompts.len(), len), &self.device)?;
-        let hidden = self.text.forward(&ids, &mask, &image_tokens.to_dtype(DType::F32)?)?;
+        let hidden = self.text.forward(&ids, &mask, image_tokens)?;
         Ok(hidden.narrow(1, 0, 1)?.squeeze(1)?.to_dtype(DType::F32)?)
     }
 

@@ -1,6 +1,6 @@
 //! The few building blocks both towers share, loaded under checkpoint key names.
 
-use candle_core::{D, DType, Tensor};
+use candle_core::{D, Tensor};
 
 use super::error::ModelError;
 use super::fused;
@@ -17,10 +17,10 @@ impl Linear {
     /// Loads `{prefix}.weight` and `{prefix}.bias` with the given shape.
     pub fn new(in_dim: usize, out_dim: usize, w: &Weights) -> Result<Self, ModelError> {
         // Kept as `[in, out]` so the GEMM streams the weight row-major instead of packing a transposed view.
-        // Mixed precision: the matrix in the model's dtype, the bias (like every activation) in f32.
+        // The matrix in the model's dtype, the bias in the activation dtype.
         Ok(Self {
             weight_t: w.get_transposed("weight", out_dim, in_dim)?,
-            bias: w.with_dtype(DType::F32).get("bias", &[out_dim])?,
+            bias: w.activations().get("bias", &[out_dim])?,
         })
     }
 
@@ -52,10 +52,10 @@ impl Linear {
         let dims = x.dims();
         let in_dim = dims[dims.len() - 1];
         let rows = x.elem_count() / in_dim;
-        // f16/bf16 weights: the GEMM runs in half precision (f32 accumulation on GPUs), while the
-        // residual stream, LayerNorms and softmax stay f32, so half precision tracks f32 closely.
+        // Half weights: the GEMM runs in half precision (f32 accumulation on GPUs) while the residual
+        // stream, LayerNorms and softmax stay f32 (see `ACTIVATION_DTYPE`).
         let x = x.reshape((rows, in_dim))?.to_dtype(self.weight_t.dtype())?;
-        let y = bias_op(&x.matmul(&self.weight_t)?.to_dtype(DType::F32)?, &self.bias)?;
+        let y = bias_op(&x.matmul(&self.weight_t)?.to_dtype(self.bias.dtype())?, &self.bias)?;
         let mut out_dims = dims.to_vec();
         if let Some(last) = out_dims.last_mut() {
             *last = self.out_dim();
@@ -64,7 +64,7 @@ impl Linear {
     }
 }
 
-/// `nn.LayerNorm` over the last dimension, always in f32.
+/// `nn.LayerNorm` over the last dimension, in the activation dtype.
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
     weight: Tensor,
@@ -75,7 +75,7 @@ pub struct LayerNorm {
 impl LayerNorm {
     /// Loads `{prefix}.weight` and `{prefix}.bias`.
     pub fn new(dim: usize, eps: f64, w: &Weights) -> Result<Self, ModelError> {
-        let w = w.with_dtype(DType::F32);
+        let w = w.activations();
         Ok(Self { weight: w.get("weight", &[dim])?, bias: w.get("bias", &[dim])?, eps: eps as f32 })
     }
 

@@ -96,10 +96,10 @@ impl MedBert {
             .collect::<Result<_, _>>()?;
         Ok(Self {
             cfg: cfg.clone(),
-            word_embeddings: e.pp("word_embeddings").with_dtype(DType::F32).get("weight", &[cfg.vocab_size, cfg.hidden_size])?,
+            word_embeddings: e.pp("word_embeddings").activations().get("weight", &[cfg.vocab_size, cfg.hidden_size])?,
             position_embeddings: e
                 .pp("position_embeddings")
-                .with_dtype(DType::F32)
+                .activations()
                 .get("weight", &[cfg.max_position_embeddings, cfg.hidden_size])?,
             embeddings_norm: LayerNorm::new(cfg.hidden_size, cfg.layer_norm_eps, &e.pp("LayerNorm"))?,
             layers,
@@ -120,7 +120,10 @@ impl MedBert {
         let positions = self.position_embeddings.narrow(0, 0, len)?;
         let mut x = self.embeddings_norm.forward(&words.broadcast_add(&positions)?)?;
         // (1 - mask) * -10000, shaped [rows, 1, 1, L] to broadcast over heads and queries.
-        let additive = (mask.to_dtype(DType::F32)?.affine(-1.0, 1.0)? * -10000.0)?;
+        let dtype = self.word_embeddings.dtype();
+        let image = image.to_dtype(dtype)?;
+        let image = &image;
+        let additive = (mask.to_dtype(DType::F32)?.affine(-1.0, 1.0)? * -10000.0)?.to_dtype(dtype)?;
         let additive = additive.reshape((rows, 1, 1, len))?;
         if rows != batch {
             x = x.broadcast_as((batch, len, self.cfg.hidden_size))?.contiguous()?;

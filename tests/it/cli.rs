@@ -95,9 +95,11 @@ fn bad_files_are_reported_one_line_each_and_the_run_goes_on() {
     ]);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    for (bad, reason) in
-        [("truncated.png", "corrupt"), ("zero.png", "empty file (0 bytes)"), ("not_an_image.jpg", "not a PNG, JPEG or WebP")]
-    {
+    for (bad, reason) in [
+        ("truncated.png", "corrupt"),
+        ("zero.png", "empty file (0 bytes)"),
+        ("not_an_image.jpg", "not a PNG, JPEG or WebP"),
+    ] {
         let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(bad)).collect();
         assert_eq!(lines.len(), 1, "{bad}: {stderr}");
         assert!(lines[0].contains(reason), "{bad}: {stderr}");

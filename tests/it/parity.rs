@@ -176,16 +176,21 @@ fn half_precision_stays_close_with_same_ranking() {
     let e = expected();
     let t = tensors();
     let f32_model = load("tiny-st");
-    for dtype in [DType::F16, DType::BF16] {
+    let stems: Vec<String> = e.images.iter().map(|i| i.stem()).collect();
+    let pixels = Tensor::cat(&stems.iter().map(|s| reference_pixels(&t, s)).collect::<Vec<_>>(), 0).unwrap();
+    // The tiny model's weights are deliberately large, which magnifies rounding: f16 (10-bit
+    // mantissa) must still stay within 2e-2 and rank alike; bf16 (7-bit) within 0.15.
+    for (dtype, tolerance, same_ranking) in [(DType::F16, 2e-2, true), (DType::BF16, 0.15, false)] {
         let m = load_model(&fixtures().join("tiny-st"), &Device::Cpu, dtype).unwrap();
-        let prompt = m.tokenizer.encode(&e.prompts[1].text).unwrap();
-        let stems: Vec<String> = e.images.iter().map(|i| i.stem()).collect();
-        let pixels = Tensor::cat(&stems.iter().map(|s| reference_pixels(&t, s)).collect::<Vec<_>>(), 0).unwrap();
-        let half = m.model.score(std::slice::from_ref(&prompt), &pixels).unwrap();
-        let full = f32_model.model.score(std::slice::from_ref(&prompt), &pixels).unwrap();
-        let d = max_abs_diff(&half, &full);
-        // The tiny model's random weights are far less forgiving than trained ones; this only
-        // guards that half precision runs end to end and lands near f32.
-        assert!(d < 0.5, "{dtype:?} differs from f32 by {d}");
+        for p in &e.prompts {
+            let prompt = m.tokenizer.encode(&p.text).unwrap();
+            let half = m.model.score(std::slice::from_ref(&prompt), &pixels).unwrap();
+            let full = f32_model.model.score(std::slice::from_ref(&prompt), &pixels).unwrap();
+            let d = max_abs_diff(&half, &full);
+            assert!(d < tolerance, "{dtype:?} differs from f32 by {d} for {:?}", p.text);
+            if same_ranking {
+                assert_eq!(ranking(&half), ranking(&full), "{dtype:?} ranking for {:?}", p.text);
+            }
+        }
     }
 }
