@@ -76,10 +76,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     println!("load: {load_secs:.2} s; load to first score: {first_score_secs:.2} s");
     let vision_gflop = vision_gflop(net.vision_config());
     let text_gflop = text_gflop(net.text_config(), net.vision_config().num_tokens(), prompt.len);
-    let peak = peak_gflops();
+    // The CPU's FMA peak says nothing about a GPU run.
+    let peak = if matches!(device, Device::Cpu) { peak_gflops() } else { None };
     println!(
         "work per image: image tower {vision_gflop:.1} GFLOP, text part {text_gflop:.2} GFLOP; {}",
-        peak.as_ref().map_or("machine peak unknown".to_string(), |(p, how)| format!(
+        peak.as_ref().map_or("peak not estimated for this device".to_string(), |(p, how)| format!(
             "machine f32 peak ≈ {p:.0} GFLOP/s ({how})"
         ))
     );

@@ -57,6 +57,13 @@ impl VisionConfig {
                 cfg.image_size, cfg.patch_size
             )));
         }
+        if cfg.image_size != super::preprocess::IMAGE_SIZE {
+            return Err(bad(format!(
+                "image_size {} is not supported: ImageReward's preprocessing produces {} px crops",
+                cfg.image_size,
+                super::preprocess::IMAGE_SIZE
+            )));
+        }
         if cfg.heads == 0 || !cfg.width.is_multiple_of(cfg.heads) {
             return Err(bad(format!("width {} is not a multiple of heads {}", cfg.width, cfg.heads)));
         }
@@ -126,6 +133,13 @@ impl MedConfig {
             return Err(bad(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 cfg.hidden_size, cfg.num_attention_heads
+            )));
+        }
+        if cfg.max_position_embeddings < super::tokenizer::MAX_TOKENS {
+            return Err(bad(format!(
+                "max_position_embeddings {} is below the {} tokens a prompt may have",
+                cfg.max_position_embeddings,
+                super::tokenizer::MAX_TOKENS
             )));
         }
         cfg.encoder_width = vision_width;
