@@ -1,5 +1,6 @@
-//! Checkpoint reading: memory-mapped safetensors or PyTorch zip checkpoints (through candle's
-//! pickle reader, which runs no code), with errors that name the key and both shapes.
+//! Checkpoint reading: memory-mapped safetensors, or PyTorch zip checkpoints whose tensor index
+//! comes from candle's pickle reader (which runs no code) and whose stored data is mapped too;
+//! errors name the key and both shapes.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -16,27 +17,25 @@ const UNUSED_AT_INFERENCE: &[&str] = &["blip.vision_proj.", "blip.text_proj."];
 /// Buffers recomputed at run time rather than read.
 const RECOMPUTED: &[&str] = &["blip.text_encoder.embeddings.position_ids"];
 
+/// Where a tensor's little-endian, row-major bytes lie in the mapped file.
+struct RawTensor {
+    dtype: DType,
+    shape: Vec<usize>,
+    start: usize,
+    end: usize,
+}
+
 /// Where tensors come from: a file, or random values for benchmarks with no weights at hand.
 pub enum WeightStore {
-    /// A memory-mapped `.safetensors` file; pages are released once copied so peak memory stays near the weights' size.
-    Safetensors {
+    /// A weight file (`.safetensors`, or a `torch.save` zip), memory-mapped; pages are released
+    /// once copied so peak memory stays near the weights' size.
+    File {
         /// The file.
         path: PathBuf,
         /// The mapping.
         mmap: Mmap,
-        /// Byte offset of the tensor data after the header.
-        data_start: usize,
-        /// Header entries by key.
-        infos: HashMap<String, safetensors::tensor::TensorInfo>,
-        /// Keys read so far.
-        used: Mutex<BTreeSet<String>>,
-    },
-    /// A `torch.save` zip checkpoint (a bare state dict, or one level under a key such as `state_dict`).
-    Pth {
-        /// The file.
-        path: PathBuf,
-        /// candle's lazy reader.
-        tensors: candle_core::pickle::PthTensors,
+        /// Which format, with its index of tensors.
+        index: FileIndex,
         /// Keys read so far.
         used: Mutex<BTreeSet<String>>,
     },
@@ -47,56 +46,37 @@ pub enum WeightStore {
     },
 }
 
+/// The tensor index of a weight file.
+pub enum FileIndex {
+    /// safetensors header entries, with the offset of the data after the header.
+    Safetensors {
+        /// Byte offset of the tensor data.
+        data_start: usize,
+        /// Entries by key.
+        infos: HashMap<String, safetensors::tensor::TensorInfo>,
+    },
+    /// A PyTorch zip checkpoint (a bare state dict, or one level under `state_dict`/`model`).
+    Pth {
+        /// candle's index of the pickled state dict (and its fallback reader for unusual layouts).
+        tensors: candle_core::pickle::PthTensors,
+        /// Byte range of each uncompressed zip entry (`archive/data/N`) in the file.
+        entries: HashMap<String, (usize, usize)>,
+    },
+}
+
 impl WeightStore {
     /// Opens a weight file, choosing the reader from its extension (`.safetensors`, else PyTorch zip).
     pub fn open(path: &Path) -> Result<Self, ModelError> {
+        let mmap = map_file(path)?;
         let is_safetensors = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
-        if is_safetensors { Self::open_safetensors(path) } else { Self::open_pth(path) }
-    }
-
-    #[allow(unsafe_code)]
-    fn open_safetensors(path: &Path) -> Result<Self, ModelError> {
-        let file = std::fs::File::open(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
-        // SAFETY: the mapping is read-only and private to this process; a concurrent truncation
-        // of the file by another program is the one hazard of every mmap and is outside our control.
-        let mmap = unsafe { Mmap::map(&file) }.map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
-        let bad = |reason: String| ModelError::WeightFile { path: path.to_path_buf(), reason };
-        let (header_len, metadata) =
-            safetensors::SafeTensors::read_metadata(&mmap).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-        let infos: HashMap<String, safetensors::tensor::TensorInfo> =
-            metadata.tensors().into_iter().map(|(k, v)| (k, v.clone())).collect();
-        Ok(Self::Safetensors {
-            path: path.to_path_buf(),
-            mmap,
-            data_start: 8 + header_len,
-            infos,
-            used: Mutex::new(BTreeSet::new()),
-        })
-    }
-
-    fn open_pth(path: &Path) -> Result<Self, ModelError> {
-        if !path.is_file() {
-            return Err(ModelError::Io {
-                path: path.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            });
-        }
-        let bad = |reason: String| ModelError::WeightFile { path: path.to_path_buf(), reason };
-        // A bare state dict first (the released file), then the usual wrappers one level deep.
-        for key in [None, Some("state_dict"), Some("model")] {
-            let tensors = candle_core::pickle::PthTensors::new(path, key)
-                .map_err(|e| bad(format!("not a PyTorch zip checkpoint ({e})")))?;
-            if !tensors.tensor_infos().is_empty() {
-                return Ok(Self::Pth { path: path.to_path_buf(), tensors, used: Mutex::new(BTreeSet::new()) });
-            }
-        }
-        Err(bad("the checkpoint holds no tensors at the top level or under `state_dict`/`model`".into()))
+        let index = if is_safetensors { safetensors_index(path, &mmap)? } else { pth_index(path, &mmap)? };
+        Ok(Self::File { path: path.to_path_buf(), mmap, index, used: Mutex::new(BTreeSet::new()) })
     }
 
     /// The file behind this store, for messages.
     pub fn path(&self) -> &Path {
         match self {
-            Self::Safetensors { path, .. } | Self::Pth { path, .. } => path,
+            Self::File { path, .. } => path,
             Self::Random { .. } => Path::new("<random weights>"),
         }
     }
@@ -104,8 +84,10 @@ impl WeightStore {
     /// Shape of a stored tensor, or `None` when absent (or for random weights).
     pub fn shape(&self, key: &str) -> Option<Vec<usize>> {
         match self {
-            Self::Safetensors { infos, .. } => infos.get(key).map(|i| i.shape.clone()),
-            Self::Pth { tensors, .. } => tensors.tensor_infos().get(key).map(|i| i.layout.shape().dims().to_vec()),
+            Self::File { index: FileIndex::Safetensors { infos, .. }, .. } => infos.get(key).map(|i| i.shape.clone()),
+            Self::File { index: FileIndex::Pth { tensors, .. }, .. } => {
+                tensors.tensor_infos().get(key).map(|i| i.layout.shape().dims().to_vec())
+            }
             Self::Random { .. } => None,
         }
     }
@@ -113,8 +95,10 @@ impl WeightStore {
     /// Every key in the file.
     pub fn keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = match self {
-            Self::Safetensors { infos, .. } => infos.keys().cloned().collect(),
-            Self::Pth { tensors, .. } => tensors.tensor_infos().keys().cloned().collect(),
+            Self::File { index: FileIndex::Safetensors { infos, .. }, .. } => infos.keys().cloned().collect(),
+            Self::File { index: FileIndex::Pth { tensors, .. }, .. } => {
+                tensors.tensor_infos().keys().cloned().collect()
+            }
             Self::Random { .. } => Vec::new(),
         };
         keys.sort();
@@ -124,12 +108,10 @@ impl WeightStore {
     /// Keys in the file the model never read and that are not known to be unused: a sign of a
     /// checkpoint for another architecture.
     pub fn unexpected_keys(&self) -> Vec<String> {
-        let used = match self {
-            Self::Safetensors { used, .. } | Self::Pth { used, .. } => match used.lock() {
-                Ok(u) => u.clone(),
-                Err(poisoned) => poisoned.into_inner().clone(),
-            },
-            Self::Random { .. } => return Vec::new(),
+        let Self::File { used, .. } = self else { return Vec::new() };
+        let used = match used.lock() {
+            Ok(u) => u.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         };
         self.keys()
             .into_iter()
@@ -138,58 +120,87 @@ impl WeightStore {
             .collect()
     }
 
-    /// Reads one tensor, checks its shape, converts it to `dtype` on `device`.
-    pub fn get(&self, key: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor, ModelError> {
-        let missing = || ModelError::MissingKey { key: key.to_string(), path: self.path().to_path_buf() };
-        let check = |found: &[usize]| {
-            if found == shape {
-                Ok(())
-            } else {
-                Err(ModelError::ShapeMismatch {
-                    key: key.to_string(),
-                    path: self.path().to_path_buf(),
-                    expected: shape.to_vec(),
-                    found: found.to_vec(),
+    /// Checks that `key` exists with `shape`, naming both shapes when it does not.
+    fn check_shape(&self, key: &str, shape: &[usize]) -> Result<(), ModelError> {
+        let found = self
+            .shape(key)
+            .ok_or_else(|| ModelError::MissingKey { key: key.to_string(), path: self.path().to_path_buf() })?;
+        if found == shape {
+            Ok(())
+        } else {
+            Err(ModelError::ShapeMismatch {
+                key: key.to_string(),
+                path: self.path().to_path_buf(),
+                expected: shape.to_vec(),
+                found,
+            })
+        }
+    }
+
+    /// Where the tensor's bytes lie in the mapping, when they can be read in place.
+    fn raw(&self, key: &str) -> Option<RawTensor> {
+        match self {
+            Self::File { index: FileIndex::Safetensors { data_start, infos }, .. } => {
+                let info = infos.get(key)?;
+                let dtype = match info.dtype {
+                    safetensors::Dtype::F32 => DType::F32,
+                    safetensors::Dtype::F16 => DType::F16,
+                    safetensors::Dtype::BF16 => DType::BF16,
+                    safetensors::Dtype::F64 => DType::F64,
+                    safetensors::Dtype::I64 => DType::I64,
+                    _ => return None,
+                };
+                let (start, end) = info.data_offsets;
+                Some(RawTensor { dtype, shape: info.shape.clone(), start: data_start + start, end: data_start + end })
+            }
+            Self::File { index: FileIndex::Pth { tensors, entries }, .. } => {
+                let info = tensors.tensor_infos().get(key)?;
+                if !info.layout.is_contiguous() {
+                    return None;
+                }
+                let (entry_start, entry_len) = *entries.get(&info.path)?;
+                let elem = info.dtype.size_in_bytes();
+                let start = entry_start + info.layout.start_offset() * elem;
+                let end = start + info.layout.shape().elem_count() * elem;
+                (end <= entry_start + entry_len).then(|| RawTensor {
+                    dtype: info.dtype,
+                    shape: info.layout.shape().dims().to_vec(),
+                    start,
+                    end,
                 })
             }
+            Self::Random { .. } => None,
+        }
+    }
+
+    /// Reads one tensor, checks its shape, converts it to `dtype` on `device`.
+    pub fn get(&self, key: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor, ModelError> {
+        let Self::File { path, index, used, .. } = self else {
+            return self.random(key, shape, dtype, device);
         };
-        let cpu = match self {
-            Self::Safetensors { infos, used, .. } => {
-                let info = infos.get(key).ok_or_else(missing)?;
-                check(&info.shape)?;
-                let tensor = self.read_safetensor(key, info)?;
-                mark_used(used, key);
-                tensor
-            }
-            Self::Pth { tensors, used, path } => {
-                let info = tensors.tensor_infos().get(key).ok_or_else(missing)?;
-                check(info.layout.shape().dims())?;
-                let tensor = tensors
-                    .get(key)
-                    .map_err(|e| ModelError::WeightFile {
-                        path: path.clone(),
-                        reason: format!("reading `{key}`: {e}"),
-                    })?
-                    .ok_or_else(missing)?;
-                mark_used(used, key);
-                tensor
-            }
-            Self::Random { std } => {
-                let is_norm_scale = key.ends_with("LayerNorm.weight")
-                    || (key.ends_with(".weight") && (key.contains(".norm") || key.ends_with("norm.weight")));
-                let t = if is_norm_scale {
-                    Tensor::ones(shape, DType::F32, device)?
-                } else {
-                    Tensor::randn(0f32, *std, shape, device)?
-                };
-                return Ok(t.to_dtype(dtype)?);
+        self.check_shape(key, shape)?;
+        let cpu = match (self.raw(key), index) {
+            (Some(raw), _) => self.with_mapped(key, &raw, |bytes| {
+                Tensor::from_raw_buffer(bytes, raw.dtype, &raw.shape, &Device::Cpu)
+            })??,
+            // Unusual layouts (strided views saved as is): candle's own reader.
+            (None, FileIndex::Pth { tensors, .. }) => tensors
+                .get(key)
+                .map_err(|e| ModelError::WeightFile { path: path.clone(), reason: format!("reading `{key}`: {e}") })?
+                .ok_or_else(|| ModelError::MissingKey { key: key.to_string(), path: path.clone() })?,
+            (None, FileIndex::Safetensors { .. }) => {
+                return Err(ModelError::WeightFile {
+                    path: path.clone(),
+                    reason: format!("`{key}` has an unsupported dtype or lies beyond the end of the file"),
+                });
             }
         };
+        mark_used(used, key);
         Ok(cpu.to_device(device)?.to_dtype(dtype)?)
     }
 
     /// Reads a `[out, in]` matrix and returns it transposed to `[in, out]`, contiguous, the layout
-    /// the GEMM streams fastest. f32 safetensors on the CPU are transposed straight out of the
+    /// the GEMM streams fastest. f32 weights for the CPU are transposed straight out of the
     /// mapping in one parallel pass; every other case transposes after loading.
     pub fn get_transposed(
         &self,
@@ -198,15 +209,19 @@ impl WeightStore {
         dtype: DType,
         device: &Device,
     ) -> Result<Tensor, ModelError> {
-        if let Self::Safetensors { infos, used, .. } = self
-            && let Some(info) = infos.get(key)
-            && info.dtype == safetensors::Dtype::F32
-            && info.shape == shape
+        if let Self::Random { .. } = self {
+            // Random values need no transposing: draw them in the final layout.
+            return self.random(key, &[shape[1], shape[0]], dtype, device);
+        }
+        if let Self::File { used, .. } = self
+            && let Some(raw) = self.raw(key)
+            && raw.dtype == DType::F32
+            && raw.shape == shape
             && dtype == DType::F32
             && matches!(device, Device::Cpu)
         {
             let [rows, cols] = shape;
-            let transposed = self.with_safetensor_bytes(key, info, |bytes| {
+            let transposed = self.with_mapped(key, &raw, |bytes| {
                 let mut out = vec![0f32; rows * cols];
                 match bytemuck::try_cast_slice::<u8, f32>(bytes) {
                     Ok(src) => transpose_into(src, rows, cols, &mut out),
@@ -221,27 +236,30 @@ impl WeightStore {
             mark_used(used, key);
             return Ok(Tensor::from_vec(transposed, (cols, rows), device)?);
         }
-        if let Self::Random { .. } = self {
-            // Random values need no transposing: draw them in the final layout.
-            return self.get(key, &[shape[1], shape[0]], dtype, device);
-        }
         Ok(self.get(key, &shape, dtype, device)?.t()?.contiguous()?)
+    }
+
+    fn random(&self, key: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor, ModelError> {
+        let std = match self {
+            Self::Random { std } => *std,
+            Self::File { .. } => 0.0,
+        };
+        let is_norm_scale = key.ends_with("LayerNorm.weight") || (key.ends_with(".weight") && key.contains("norm"));
+        let t = if is_norm_scale {
+            Tensor::ones(shape, DType::F32, device)?
+        } else {
+            Tensor::randn(0f32, std, shape, device)?
+        };
+        Ok(t.to_dtype(dtype)?)
     }
 
     /// Runs `f` on a tensor's bytes in the mapping, then gives the pages back.
     #[allow(unsafe_code)]
-    fn with_safetensor_bytes<T>(
-        &self,
-        key: &str,
-        info: &safetensors::tensor::TensorInfo,
-        f: impl FnOnce(&[u8]) -> T,
-    ) -> Result<T, ModelError> {
-        let Self::Safetensors { path, mmap, data_start, .. } = self else {
-            return Err(ModelError::WeightFile { path: self.path().to_path_buf(), reason: "not safetensors".into() });
+    fn with_mapped<T>(&self, key: &str, raw: &RawTensor, f: impl FnOnce(&[u8]) -> T) -> Result<T, ModelError> {
+        let Self::File { path, mmap, .. } = self else {
+            return Err(ModelError::WeightFile { path: self.path().to_path_buf(), reason: "no file".into() });
         };
-        let (start, end) = info.data_offsets;
-        let (start, end) = (data_start + start, data_start + end);
-        let bytes = mmap.get(start..end).ok_or_else(|| ModelError::WeightFile {
+        let bytes = mmap.get(raw.start..raw.end).ok_or_else(|| ModelError::WeightFile {
             path: path.clone(),
             reason: format!("`{key}` lies beyond the end of the file"),
         })?;
@@ -251,28 +269,58 @@ impl WeightStore {
         // alive any more (`f` returned and its borrow ended); MADV_DONTNEED only drops the mapped
         // pages, which the kernel re-reads from the file should they be touched again.
         unsafe {
-            let _ = mmap.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start);
+            let _ = mmap.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, raw.start, raw.end - raw.start);
         }
         Ok(out)
     }
+}
 
-    fn read_safetensor(&self, key: &str, info: &safetensors::tensor::TensorInfo) -> Result<Tensor, ModelError> {
-        let dtype = match info.dtype {
-            safetensors::Dtype::F32 => DType::F32,
-            safetensors::Dtype::F16 => DType::F16,
-            safetensors::Dtype::BF16 => DType::BF16,
-            safetensors::Dtype::F64 => DType::F64,
-            safetensors::Dtype::I64 => DType::I64,
-            other => {
-                return Err(ModelError::WeightFile {
-                    path: self.path().to_path_buf(),
-                    reason: format!("`{key}` has unsupported dtype {other:?}"),
-                });
-            }
-        };
-        self.with_safetensor_bytes(key, info, |bytes| Tensor::from_raw_buffer(bytes, dtype, &info.shape, &Device::Cpu))?
-            .map_err(ModelError::from)
+#[allow(unsafe_code)]
+fn map_file(path: &Path) -> Result<Mmap, ModelError> {
+    let io = |source| ModelError::Io { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(io)?;
+    // SAFETY: the mapping is read-only and private to this process; a concurrent truncation
+    // of the file by another program is the one hazard of every mmap and is outside our control.
+    unsafe { Mmap::map(&file) }.map_err(io)
+}
+
+fn safetensors_index(path: &Path, mmap: &Mmap) -> Result<FileIndex, ModelError> {
+    let (header_len, metadata) = safetensors::SafeTensors::read_metadata(mmap).map_err(|e| ModelError::WeightFile {
+        path: path.to_path_buf(),
+        reason: format!("not a safetensors file: {e}"),
+    })?;
+    let infos = metadata.tensors().into_iter().map(|(k, v)| (k, v.clone())).collect();
+    Ok(FileIndex::Safetensors { data_start: 8 + header_len, infos })
+}
+
+fn pth_index(path: &Path, mmap: &Mmap) -> Result<FileIndex, ModelError> {
+    let bad = |reason: String| ModelError::WeightFile { path: path.to_path_buf(), reason };
+    // A bare state dict first (the released file), then the usual wrappers one level deep.
+    let mut found = None;
+    for key in [None, Some("state_dict"), Some("model")] {
+        let tensors = candle_core::pickle::PthTensors::new(path, key)
+            .map_err(|e| bad(format!("not a PyTorch zip checkpoint ({e})")))?;
+        if !tensors.tensor_infos().is_empty() {
+            found = Some(tensors);
+            break;
+        }
     }
+    let tensors = found
+        .ok_or_else(|| bad("the checkpoint holds no tensors at the top level or under `state_dict`/`model`".into()))?;
+    // torch.save stores tensor data uncompressed: note where each entry's bytes start.
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&mmap[..]))
+        .map_err(|e| bad(format!("not a PyTorch zip checkpoint ({e})")))?;
+    let mut entries = HashMap::new();
+    for i in 0..archive.len() {
+        let Ok(file) = archive.by_index_raw(i) else { continue };
+        if file.compression() != zip::CompressionMethod::Stored {
+            continue;
+        }
+        if let (Ok(name), Some(start)) = (file.name(), file.data_start()) {
+            entries.insert(name.into_owned(), (start as usize, file.size() as usize));
+        }
+    }
+    Ok(FileIndex::Pth { tensors, entries })
 }
 
 /// `dst[c][r] = src[r][c]` for a `rows × cols` matrix, tiled for the caches and split across threads.
