@@ -1,4 +1,4 @@
-//! `rewardlens`: score and rank images with ImageReward from the command line (the desktop app
+//! `rewardlens`: score and rank images with ImageReward, or read their generation metadata, from the command line (the desktop app
 //! will open when no subcommand is given).
 
 mod cli;
@@ -19,6 +19,8 @@ struct Args {
 enum Command {
     /// Score images with ImageReward and print them best first.
     Score(cli::score::ScoreArgs),
+    /// Print the generation parameters (prompt, model, seed, …) each image carries.
+    Meta(cli::meta::MetaArgs),
     /// Time the model (image tower, text part, whole) and report load time and peak memory.
     Bench(cli::bench::BenchArgs),
 }
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Some(Command::Score(a)) => cli::score::run(&a),
+        Some(Command::Meta(a)) => cli::meta::run(&a),
         Some(Command::Bench(a)) => cli::bench::run(&a),
         None => {
             eprintln!(

@@ -1,4 +1,5 @@
 //! Subcommands of the `rewardlens` binary.
 
 pub mod bench;
+pub mod meta;
 pub mod score;
