@@ -1,6 +1,7 @@
 //! `rewardlens bench`: images/s of the image tower, the text part on cached image tokens and the
 //! whole model at a few batch sizes, with load time, peak memory and achieved GFLOP/s.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -65,27 +66,31 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     net.score(std::slice::from_ref(&prompt), &one)?;
     let first_score_secs = started.elapsed().as_secs_f64();
 
-    println!("model: {source}");
-    println!(
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    writeln!(out, "model: {source}")?;
+    writeln!(
+        out,
         "device {}, dtype {}, {} threads; prompt {} tokens",
         device_name(&device),
         dtype_name(dtype),
         candle_core::utils::get_num_threads(),
         prompt.len
-    );
-    println!("load: {load_secs:.2} s; load to first score: {first_score_secs:.2} s");
+    )?;
+    writeln!(out, "load: {load_secs:.2} s; load to first score: {first_score_secs:.2} s")?;
     let vision_gflop = vision_gflop(net.vision_config());
     let text_gflop = text_gflop(net.text_config(), net.vision_config().num_tokens(), prompt.len);
     // The CPU's FMA peak says nothing about a GPU run.
     let peak = if matches!(device, Device::Cpu) { peak_gflops() } else { None };
-    println!(
+    writeln!(
+        out,
         "work per image: image tower {vision_gflop:.1} GFLOP, text part {text_gflop:.2} GFLOP; {}",
         peak.as_ref().map_or("peak not estimated for this device".to_string(), |(p, how)| format!(
             "machine f32 peak ≈ {p:.0} GFLOP/s ({how})"
         ))
-    );
-    println!();
-    println!("{:>5}  {:<22} {:>10} {:>8} {:>9}", "batch", "part", "s/batch", "img/s", "GFLOP/s");
+    )?;
+    writeln!(out)?;
+    writeln!(out, "{:>5}  {:<22} {:>10} {:>8} {:>9}", "batch", "part", "s/batch", "img/s", "GFLOP/s")?;
     for &b in &args.batch_sizes {
         let pixels = random_pixels(&net, b, side)?;
         let tokens = net.image_features(&pixels)?;
@@ -96,22 +101,24 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 .map(drop)
         })?;
         let full = time(args.reps, &device, || net.score(std::slice::from_ref(&prompt), &pixels).map(drop))?;
-        let row = |part: &str, d: Duration, gflop: f64| {
+        for (part, d, gflop) in [
+            ("image tower", vision, vision_gflop),
+            ("text part (cached img)", text, text_gflop),
+            ("full", full, vision_gflop + text_gflop),
+        ] {
             let s = d.as_secs_f64();
-            println!("{b:>5}  {part:<22} {s:>10.4} {:>8.2} {:>9.1}", b as f64 / s, gflop * b as f64 / s);
-        };
-        row("image tower", vision, vision_gflop);
-        row("text part (cached img)", text, text_gflop);
-        row("full", full, vision_gflop + text_gflop);
-        println!(
+            writeln!(out, "{b:>5}  {part:<22} {s:>10.4} {:>8.2} {:>9.1}", b as f64 / s, gflop * b as f64 / s)?;
+        }
+        writeln!(
+            out,
             "{b:>5}  rerank speed-up: text part is {:.1}x faster than full scoring",
             full.as_secs_f64() / text.as_secs_f64()
-        );
+        )?;
     }
-    println!();
+    writeln!(out)?;
     match peak_rss_bytes() {
-        Some(bytes) => println!("peak memory (VmHWM): {:.2} GiB", bytes as f64 / (1u64 << 30) as f64),
-        None => println!("peak memory: unknown on this platform"),
+        Some(bytes) => writeln!(out, "peak memory (VmHWM): {:.2} GiB", bytes as f64 / (1u64 << 30) as f64)?,
+        None => writeln!(out, "peak memory: unknown on this platform")?,
     }
     Ok(ExitCode::SUCCESS)
 }
