@@ -21,6 +21,8 @@ enum Command {
     Score(cli::score::ScoreArgs),
     /// Print the generation parameters (prompt, model, seed, …) each image carries.
     Meta(cli::meta::MetaArgs),
+    /// Add folders to the image library and import new, changed and moved files.
+    Scan(cli::scan::ScanArgs),
     /// Time the model (image tower, text part, whole) and report load time and peak memory.
     Bench(cli::bench::BenchArgs),
 }
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Some(Command::Score(a)) => cli::score::run(&a),
         Some(Command::Meta(a)) => cli::meta::run(&a),
+        Some(Command::Scan(a)) => cli::scan::run(&a),
         Some(Command::Bench(a)) => cli::bench::run(&a),
         None => {
             eprintln!(

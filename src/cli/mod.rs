@@ -2,4 +2,5 @@
 
 pub mod bench;
 pub mod meta;
+pub mod scan;
 pub mod score;

@@ -2,3 +2,5 @@
 //! thumbnails build on it. No GUI dependency.
 
 pub mod metadata;
+pub mod scan;
+pub mod store;

@@ -5,4 +5,5 @@
 mod cli;
 mod meta;
 mod parity;
+mod scan;
 mod util;

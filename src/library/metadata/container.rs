@@ -46,12 +46,30 @@ pub fn read_raw_metadata(path: &Path) -> Result<RawMetadata, MetadataError> {
     let io_err = |source| MetadataError::Io { path: path.to_path_buf(), source };
     // Opening a FIFO would block until a writer appears: look only at regular files.
     let meta = std::fs::metadata(path).map_err(io_err)?;
-    let mut raw = RawMetadata::default();
     if !meta.is_file() {
-        return Ok(raw);
+        return Ok(RawMetadata::default());
     }
     let file = std::fs::File::open(path).map_err(io_err)?;
-    let mut reader = BufReader::new(file);
+    let mut raw = raw_metadata_from_reader(path, BufReader::new(file))?;
+    if let Some(text) = read_sidecar(path) {
+        raw.entries.push((SIDECAR_TXT.to_string(), text));
+    }
+    Ok(raw)
+}
+
+/// Like [`read_raw_metadata`] for a file already read into memory, so a scan reads each file once.
+pub fn raw_metadata_from_bytes(path: &Path, bytes: &[u8]) -> Result<RawMetadata, MetadataError> {
+    let mut raw = raw_metadata_from_reader(path, std::io::Cursor::new(bytes))?;
+    if let Some(text) = read_sidecar(path) {
+        raw.entries.push((SIDECAR_TXT.to_string(), text));
+    }
+    Ok(raw)
+}
+
+/// The metadata inside the image itself (no sidecar); `path` only names errors.
+fn raw_metadata_from_reader<R: Read + Seek>(path: &Path, mut reader: R) -> Result<RawMetadata, MetadataError> {
+    let io_err = |source| MetadataError::Io { path: path.to_path_buf(), source };
+    let mut raw = RawMetadata::default();
     let mut magic = [0u8; 12];
     let n = read_up_to(&mut reader, &mut magic).map_err(io_err)?;
     reader.seek(SeekFrom::Start(0)).map_err(io_err)?;
@@ -66,9 +84,6 @@ pub fn read_raw_metadata(path: &Path) -> Result<RawMetadata, MetadataError> {
         Ok(Vec::new())
     };
     raw.entries = found.map_err(io_err)?;
-    if let Some(text) = read_sidecar(path) {
-        raw.entries.push((SIDECAR_TXT.to_string(), text));
-    }
     Ok(raw)
 }
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use a1111::parse_a1111;
-pub use container::{RawMetadata, png_text_chunks, read_raw_metadata};
+pub use container::{RawMetadata, png_text_chunks, raw_metadata_from_bytes, read_raw_metadata};
 
 /// What a generator recorded about how an image was made; `None` where it recorded nothing.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -97,6 +97,12 @@ pub enum MetadataError {
 /// Reads the generation parameters of an image file; `Ok(None)` when it carries none we know.
 pub fn read_generation_params(path: &Path) -> Result<Option<GenerationParams>, MetadataError> {
     let raw = read_raw_metadata(path)?;
+    Ok(parse_raw(&raw))
+}
+
+/// Like [`read_generation_params`] for a file already in memory, so a scan reads each file once.
+pub fn generation_params_from_bytes(path: &Path, bytes: &[u8]) -> Result<Option<GenerationParams>, MetadataError> {
+    let raw = raw_metadata_from_bytes(path, bytes)?;
     Ok(parse_raw(&raw))
 }
 

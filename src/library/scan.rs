@@ -1,0 +1,675 @@
+//! Incremental import of watched folders into the [`Store`].
+//!
+//! A file whose size and modification time match its row costs one `stat` and no read. A new or
+//! changed file is read once: BLAKE3 content hash, dimensions from the header, generation
+//! metadata. A new file whose hash matches a row marked missing is that file moved or renamed:
+//! it takes over the row (same id), so scores and user data, keyed by hash, follow. Vanished files
+//! are marked missing, never deleted. Hashing runs on a bounded pool of named threads; the caller's
+//! thread writes batches of rows in short transactions.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::UNIX_EPOCH;
+
+use rayon::prelude::*;
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::metadata::{generation_params_from_bytes, prompt_group_key};
+use super::store::{ImageRecord, Store, StoreError, move_image_tx, now_secs, path_text, upsert_image_tx};
+use crate::files::collect_images;
+use crate::model::preprocess::{MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE_PX};
+
+/// Rows written per transaction: large enough to amortise the commit, short enough that another
+/// process waits milliseconds, not seconds.
+pub const WRITE_BATCH_ROWS: usize = 500;
+
+/// How a scan runs.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Threads hashing and parsing files (at least 1).
+    pub threads: usize,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self { threads: std::thread::available_parallelism().map_or(2, |n| n.get()) }
+    }
+}
+
+/// Progress of a running scan, reported as files are finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanProgress {
+    /// Files finished.
+    pub done: usize,
+    /// Files found.
+    pub total: usize,
+}
+
+/// One file (or folder) the scan could not use, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanIssue {
+    /// The path.
+    pub path: PathBuf,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a scan did, so the user and tests can see it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScanReport {
+    /// Image files found.
+    pub seen: usize,
+    /// Files skipped because size and mtime matched their row (no read).
+    pub unchanged: usize,
+    /// New rows.
+    pub added: usize,
+    /// Rows rewritten because the file changed.
+    pub updated: usize,
+    /// Rows that followed a moved or renamed file.
+    pub moved: usize,
+    /// Rows newly marked missing.
+    pub missing: usize,
+    /// Files that could not be used; their rows (with `error` set) count in `added`/`updated` too.
+    pub errors: usize,
+    /// Each problem with its path.
+    pub issues: Vec<ScanIssue>,
+    /// Whether the scan stopped early on request.
+    pub cancelled: bool,
+}
+
+/// Why a scan could not run at all (a bad file is a [`ScanIssue`], not this).
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The thread pool could not be built.
+    #[error("cannot start scan threads: {0}")]
+    Pool(#[from] rayon::ThreadPoolBuildError),
+    /// A thread could not be started.
+    #[error("cannot start scan thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// What the database knows about a path, enough to decide without reading the file.
+#[derive(Debug, Clone)]
+struct KnownRow {
+    size: u64,
+    mtime_ns: i64,
+    missing: bool,
+    error: Option<String>,
+}
+
+/// One file to look at.
+struct Job {
+    folder_id: i64,
+    path: PathBuf,
+    known: Option<KnownRow>,
+}
+
+/// What a worker found about one file.
+enum Outcome {
+    /// Size and mtime match; `restore` when the row was missing and the file is back.
+    Unchanged { path: PathBuf, restore: bool, error: Option<String> },
+    /// A file read (or failed to read) and ready to write; `is_new` when it had no row.
+    Read { record: Box<ImageRecord>, is_new: bool },
+}
+
+/// Scans `folders` (added as watched folders if new) into `store`, calling `progress` as files finish and stopping soon after `cancel`
+/// is set. Every transaction is complete, so a cancelled scan leaves a consistent database.
+pub fn scan_folders(
+    store: &mut Store,
+    folders: &[PathBuf],
+    options: &ScanOptions,
+    progress: impl Fn(ScanProgress),
+    cancel: &AtomicBool,
+) -> Result<ScanReport, ScanError> {
+    let mut report = ScanReport::default();
+    let mut jobs = Vec::new();
+    let mut scanned_folders = Vec::new();
+    for folder in folders {
+        let folder_id = store.add_folder(folder)?;
+        if !std::fs::metadata(folder).is_ok_and(|m| m.is_dir()) {
+            // Unplugged drive or deleted folder: its rows go missing and come back with it.
+            report.issues.push(ScanIssue { path: folder.clone(), reason: "folder is absent".to_string() });
+            report.missing += store.write(|tx| {
+                tx.execute("UPDATE folders SET present = 0 WHERE id = ?1", [folder_id])?;
+                tx.execute(
+                    "UPDATE images SET missing = 1, updated_at = ?2 WHERE folder_id = ?1 AND missing = 0",
+                    params![folder_id, now_secs()],
+                )
+            })?;
+            continue;
+        }
+        let (files, walk_errors) = collect_images(std::slice::from_ref(folder));
+        report.issues.extend(walk_errors.into_iter().map(|e| ScanIssue { path: e.path, reason: e.reason }));
+        let mut known = known_rows(store, folder_id)?;
+        for path in files {
+            let row = path.to_str().and_then(|p| known.remove(p));
+            jobs.push(Job { folder_id, path, known: row });
+        }
+        // Rows left over have no file any more. Marking them missing before importing lets a
+        // renamed file find its old row by hash.
+        let vanished: Vec<String> = known.into_iter().filter(|(_, row)| !row.missing).map(|(p, _)| p).collect();
+        for chunk in vanished.chunks(WRITE_BATCH_ROWS) {
+            report.missing += store.write(|tx| {
+                let mut stmt = tx.prepare_cached("UPDATE images SET missing = 1, updated_at = ?2 WHERE path = ?1")?;
+                let now = now_secs();
+                let mut n = 0;
+                for path in chunk {
+                    n += stmt.execute(params![path, now])?;
+                }
+                Ok(n)
+            })?;
+        }
+        scanned_folders.push(folder_id);
+    }
+    report.seen = jobs.len();
+    let total = jobs.len();
+    progress(ScanProgress { done: 0, total });
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads.max(1))
+        .thread_name(|i| format!("rewardlens-scan-{i}"))
+        .build()?;
+    std::thread::scope(|scope| -> Result<(), ScanError> {
+        // Bounded, so a slow database holds the readers back instead of buffering the library.
+        let (sender, receiver) = sync_channel::<Outcome>(4 * WRITE_BATCH_ROWS);
+        let jobs = &jobs;
+        let pool = &pool;
+        let feeder =
+            std::thread::Builder::new().name("rewardlens-scan-feed".to_string()).spawn_scoped(scope, move || {
+                pool.install(|| {
+                    jobs.par_iter().for_each_with(sender, |sender, job| {
+                        if cancel.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        // A send fails only when the writer stopped; then there is nothing to do.
+                        let _ = sender.send(examine(job));
+                    });
+                });
+            })?;
+        let written = write_outcomes(store, receiver, &mut report, total, &progress, cancel);
+        // The receiver is dropped, so the feeder finishes promptly even after an error.
+        let _ = feeder.join();
+        written
+    })?;
+
+    report.cancelled = cancel.load(Ordering::Relaxed);
+    if !report.cancelled {
+        let now = now_secs();
+        store.write(|tx| {
+            let mut stmt = tx.prepare_cached("UPDATE folders SET present = 1, last_scan_at = ?2 WHERE id = ?1")?;
+            for id in &scanned_folders {
+                stmt.execute(params![id, now])?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(report)
+}
+
+/// The rows already stored under a folder, by path.
+fn known_rows(store: &Store, folder_id: i64) -> Result<HashMap<String, KnownRow>, StoreError> {
+    store.read(|conn| {
+        let mut stmt =
+            conn.prepare_cached("SELECT path, size, mtime_ns, missing, error FROM images WHERE folder_id = ?1")?;
+        let rows = stmt.query_map([folder_id], |r| {
+            Ok((
+                r.get(0)?,
+                KnownRow {
+                    size: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    mtime_ns: r.get(2)?,
+                    missing: r.get(3)?,
+                    error: r.get(4)?,
+                },
+            ))
+        })?;
+        rows.collect()
+    })
+}
+
+/// Receives outcomes on the caller's thread and writes them in batches.
+fn write_outcomes(
+    store: &mut Store,
+    receiver: Receiver<Outcome>,
+    report: &mut ScanReport,
+    total: usize,
+    progress: &impl Fn(ScanProgress),
+    cancel: &AtomicBool,
+) -> Result<(), ScanError> {
+    let mut batch = Vec::with_capacity(WRITE_BATCH_ROWS);
+    for (index, outcome) in receiver.iter().enumerate() {
+        let done = index + 1;
+        match &outcome {
+            Outcome::Unchanged { path, restore, error } => {
+                report.unchanged += 1;
+                if let Some(reason) = error {
+                    report.issues.push(ScanIssue { path: path.clone(), reason: reason.clone() });
+                }
+                if *restore {
+                    batch.push(outcome);
+                }
+            }
+            Outcome::Read { record, .. } => {
+                if let Some(reason) = &record.error {
+                    report.errors += 1;
+                    report.issues.push(ScanIssue { path: record.path.clone(), reason: reason.clone() });
+                }
+                batch.push(outcome);
+            }
+        }
+        if batch.len() >= WRITE_BATCH_ROWS {
+            write_batch(store, &mut batch, report)?;
+        }
+        progress(ScanProgress { done, total });
+        if cancel.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    write_batch(store, &mut batch, report)?;
+    Ok(())
+}
+
+/// Writes one batch in one transaction and counts what it did.
+fn write_batch(store: &mut Store, batch: &mut Vec<Outcome>, report: &mut ScanReport) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let (added, updated, moved) = store.write(|tx| {
+        let (mut added, mut updated, mut moved) = (0, 0, 0);
+        for outcome in batch.iter() {
+            match outcome {
+                Outcome::Unchanged { path, .. } => {
+                    tx.prepare_cached("UPDATE images SET missing = 0, updated_at = ?2 WHERE path = ?1")?
+                        .execute(params![path.to_string_lossy(), now_secs()])?;
+                }
+                Outcome::Read { record, is_new } => {
+                    // Reported already; a lossy path would be a row no rescan can find again.
+                    let Some(path) = record.path.to_str() else { continue };
+                    // A row at this path under another (overlapping) folder is updated, not moved onto.
+                    let takes_over = if *is_new && !row_exists_at(tx, path)? {
+                        missing_row_with_hash(tx, record.content_hash.as_deref())?
+                    } else {
+                        None
+                    };
+                    if let Some(id) = takes_over {
+                        move_image_tx(tx, id, record)?;
+                        moved += 1;
+                    } else {
+                        upsert_image_tx(tx, record)?;
+                        if *is_new {
+                            added += 1;
+                        } else {
+                            updated += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Ok((added, updated, moved))
+    })?;
+    batch.clear();
+    report.added += added;
+    report.updated += updated;
+    report.moved += moved;
+    Ok(())
+}
+
+/// Whether any row has this path.
+fn row_exists_at(tx: &Transaction, path: &str) -> rusqlite::Result<bool> {
+    tx.prepare_cached("SELECT 1 FROM images WHERE path = ?1")?
+        .query_row([path], |_| Ok(()))
+        .optional()
+        .map(|o| o.is_some())
+}
+
+/// A missing row with this content, which a new file with the same hash takes over.
+fn missing_row_with_hash(tx: &Transaction, hash: Option<&str>) -> rusqlite::Result<Option<i64>> {
+    let Some(hash) = hash else { return Ok(None) };
+    tx.prepare_cached("SELECT id FROM images WHERE content_hash = ?1 AND missing = 1 ORDER BY id LIMIT 1")?
+        .query_row([hash], |r| r.get(0))
+        .optional()
+}
+
+/// Looks at one file on a pool thread: a `stat`, and a read only when it is new or changed.
+fn examine(job: &Job) -> Outcome {
+    let mut record = ImageRecord { folder_id: Some(job.folder_id), path: job.path.clone(), ..ImageRecord::default() };
+    let is_new = job.known.is_none();
+    let fail = |mut record: ImageRecord, reason: String| {
+        record.error = Some(reason);
+        Outcome::Read { record: Box::new(record), is_new }
+    };
+    if path_text(&job.path).is_err() {
+        return fail(record, "path is not valid UTF-8".to_string());
+    }
+    let meta = match std::fs::metadata(&job.path) {
+        Ok(m) => m,
+        Err(e) => return fail(record, format!("cannot stat: {e}")),
+    };
+    record.size = meta.len();
+    record.mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    if let Some(known) = &job.known
+        && known.size == record.size
+        && known.mtime_ns == record.mtime_ns
+    {
+        return Outcome::Unchanged { path: job.path.clone(), restore: known.missing, error: known.error.clone() };
+    }
+    // Opening a FIFO would block until a writer appears.
+    if !meta.is_file() {
+        return fail(record, "not a regular file".to_string());
+    }
+    if record.size == 0 {
+        return fail(record, "empty file".to_string());
+    }
+    if record.size > MAX_FILE_BYTES {
+        let reason = format!("file is {} bytes, over the {MAX_FILE_BYTES}-byte limit", record.size);
+        return fail(record, reason);
+    }
+    let bytes = match std::fs::read(&job.path) {
+        Ok(b) => b,
+        Err(e) => return fail(record, format!("cannot read: {e}")),
+    };
+    record.content_hash = Some(blake3::hash(&bytes).to_hex().to_string());
+    match generation_params_from_bytes(&job.path, &bytes) {
+        Ok(Some(params)) => {
+            record.generator.clone_from(&params.generator);
+            record.prompt.clone_from(&params.prompt);
+            record.negative_prompt.clone_from(&params.negative_prompt);
+            record.prompt_key = params.prompt.as_deref().map(prompt_group_key);
+            record.params_json = serde_json::to_string(&params).ok();
+        }
+        Ok(None) => {}
+        Err(e) => record.error = Some(format!("metadata unreadable: {e}")),
+    }
+    if let Err(reason) = read_header(&bytes, &mut record) {
+        return fail(record, reason);
+    }
+    Outcome::Read { record: Box::new(record), is_new }
+}
+
+/// Fills format and dimensions from the header (no pixel decode) and checks the file is whole.
+fn read_header(bytes: &[u8], record: &mut ImageRecord) -> Result<(), String> {
+    let reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read header: {e}"))?;
+    let format = reader.format().ok_or_else(|| "not a PNG, JPEG or WebP image".to_string())?;
+    let name = match format {
+        image::ImageFormat::Png => "png",
+        image::ImageFormat::Jpeg => "jpeg",
+        image::ImageFormat::WebP => "webp",
+        other => return Err(format!("unsupported image format {other:?}")),
+    };
+    record.format = Some(name.to_string());
+    let (width, height) = reader.into_dimensions().map_err(|e| format!("bad image header: {e}"))?;
+    record.width = Some(width);
+    record.height = Some(height);
+    if width > MAX_SIDE_PX || height > MAX_SIDE_PX || u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(format!("declared size {width}x{height} is too large"));
+    }
+    if !ends_whole(name, bytes) {
+        return Err("truncated: the file ends before the image does".to_string());
+    }
+    Ok(())
+}
+
+/// Whether the file ends where its format says (PNG `IEND`, JPEG `EOI`, WebP RIFF length), so a
+/// half-written file is not taken for an image.
+fn ends_whole(format: &str, bytes: &[u8]) -> bool {
+    match format {
+        "png" => bytes.ends_with(b"IEND\xAE\x42\x60\x82"),
+        // Some writers append bytes after EOI; look at the tail, not only the last two bytes.
+        "jpeg" => bytes[bytes.len().saturating_sub(4096)..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        "webp" => bytes
+            .get(4..8)
+            .and_then(|b| b.try_into().ok())
+            .is_some_and(|b: [u8; 4]| (u64::from(u32::from_le_bytes(b)) + 8) <= bytes.len() as u64),
+        _ => true,
+    }
+}
+
+/// Writes `count` distinct 8×8 PNGs named `img_NNNNNN.png` into `dir`, for benchmarks and tests.
+pub fn write_synthetic_pngs(dir: &Path, count: usize) -> std::io::Result<()> {
+    write_synthetic_pngs_sized(dir, count, 8)
+}
+
+/// Writes `count` distinct `side_px`×`side_px` noisy PNGs (they compress about as badly as
+/// generated images), so a benchmark can read realistic file sizes.
+pub fn write_synthetic_pngs_sized(dir: &Path, count: usize, side_px: u32) -> std::io::Result<()> {
+    let side = side_px.max(1);
+    let len = side as usize * side as usize * 3;
+    for i in 0..count {
+        let file = std::fs::File::create(dir.join(format!("img_{i:06}.png")))?;
+        let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), side, side);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder
+            .add_text_chunk("parameters".to_string(), format!("synthetic image {}\nSteps: 20, Seed: {i}", i % 50))
+            .map_err(std::io::Error::other)?;
+        let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
+        // xorshift noise seeded by the index; the first bytes hold the index so every file differs.
+        let mut state = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut pixels: Vec<u8> = (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        let id = (i as u64).to_le_bytes();
+        let n = id.len().min(len);
+        pixels[..n].copy_from_slice(&id[..n]);
+        writer.write_image_data(&pixels).map_err(std::io::Error::other)?;
+        writer.finish().map_err(std::io::Error::other)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::library::store::Rating;
+
+    fn scan(store: &mut Store, dir: &Path) -> ScanReport {
+        let cancel = AtomicBool::new(false);
+        scan_folders(store, &[dir.to_path_buf()], &ScanOptions { threads: 2 }, |_| {}, &cancel).unwrap()
+    }
+
+    fn setup(count: usize) -> (tempfile::TempDir, PathBuf, Store) {
+        let tmp = tempfile::tempdir().unwrap();
+        let images = tmp.path().join("images");
+        std::fs::create_dir(&images).unwrap();
+        write_synthetic_pngs(&images, count).unwrap();
+        let store = Store::open(&tmp.path().join("lib.sqlite3")).unwrap();
+        (tmp, images, store)
+    }
+
+    #[test]
+    fn first_scan_imports_and_second_scan_reads_nothing() {
+        let (_tmp, images, mut store) = setup(20);
+        let first = scan(&mut store, &images);
+        assert_eq!((first.seen, first.added, first.errors, first.unchanged), (20, 20, 0, 0), "{first:?}");
+        let row = store.image_by_path(&images.join("img_000003.png")).unwrap().unwrap();
+        assert_eq!((row.record.width, row.record.height), (Some(8), Some(8)));
+        assert_eq!(row.record.format.as_deref(), Some("png"));
+        assert_eq!(row.record.prompt.as_deref(), Some("synthetic image 3"));
+        assert_eq!(row.record.content_hash.as_ref().map(String::len), Some(64));
+        assert!(store.folders().unwrap()[0].last_scan_at.is_some());
+
+        let second = scan(&mut store, &images);
+        assert_eq!(second.unchanged, second.seen, "{second:?}");
+        assert_eq!((second.added, second.updated, second.moved, second.missing), (0, 0, 0, 0));
+    }
+
+    #[test]
+    fn a_changed_file_is_updated() {
+        let (_tmp, images, mut store) = setup(3);
+        scan(&mut store, &images);
+        let path = images.join("img_000001.png");
+        let before = store.image_by_path(&path).unwrap().unwrap();
+        std::fs::copy(images.join("img_000002.png"), &path).unwrap();
+        let report = scan(&mut store, &images);
+        assert_eq!(report.updated, 1, "{report:?}");
+        let after = store.image_by_path(&path).unwrap().unwrap();
+        assert_eq!(after.id, before.id);
+        assert_ne!(after.record.content_hash, before.record.content_hash);
+    }
+
+    #[test]
+    fn a_renamed_file_keeps_its_row_and_rating() {
+        let (_tmp, images, mut store) = setup(5);
+        scan(&mut store, &images);
+        let old = images.join("img_000002.png");
+        let row = store.image_by_path(&old).unwrap().unwrap();
+        let hash = row.record.content_hash.clone().unwrap();
+        store.set_rating(&hash, Rating { overall: Some(7), ..Rating::default() }).unwrap();
+        std::fs::create_dir(images.join("sub")).unwrap();
+        let new = images.join("sub").join("renamed.png");
+        std::fs::rename(&old, &new).unwrap();
+
+        let report = scan(&mut store, &images);
+        assert_eq!((report.moved, report.added, report.missing), (1, 0, 1), "{report:?}");
+        let moved = store.image_by_path(&new).unwrap().unwrap();
+        assert_eq!(moved.id, row.id);
+        assert!(!moved.missing);
+        assert!(store.image_by_path(&old).unwrap().is_none());
+        assert_eq!(store.rating(&hash).unwrap().unwrap().overall, Some(7));
+    }
+
+    #[test]
+    fn a_file_moved_between_watched_folders_keeps_its_row() {
+        let (tmp, images, mut store) = setup(3);
+        let other = tmp.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        let folders = [images.clone(), other.clone()];
+        let cancel = AtomicBool::new(false);
+        let options = ScanOptions { threads: 2 };
+        scan_folders(&mut store, &folders, &options, |_| {}, &cancel).unwrap();
+        let old = images.join("img_000001.png");
+        let id = store.image_by_path(&old).unwrap().unwrap().id;
+        std::fs::rename(&old, other.join("moved.png")).unwrap();
+        let report = scan_folders(&mut store, &folders, &options, |_| {}, &cancel).unwrap();
+        assert_eq!((report.moved, report.added), (1, 0), "{report:?}");
+        let row = store.image_by_path(&other.join("moved.png")).unwrap().unwrap();
+        assert_eq!(row.id, id);
+        assert_eq!(row.record.folder_id, Some(store.folders().unwrap()[1].id));
+    }
+
+    #[test]
+    fn overlapping_folders_never_move_a_row_onto_an_existing_path() {
+        let (_tmp, images, mut store) = setup(1);
+        let sub = images.join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::rename(images.join("img_000000.png"), sub.join("b.png")).unwrap();
+        scan(&mut store, &sub);
+        std::fs::copy(sub.join("b.png"), images.join("c.png")).unwrap();
+        scan(&mut store, &images);
+        std::fs::remove_file(images.join("c.png")).unwrap();
+        assert_eq!(scan(&mut store, &images).missing, 1);
+        // b.png now belongs to the outer folder's rows; the inner scan sees it as new while a
+        // missing row with its hash exists.
+        let report = scan(&mut store, &sub);
+        assert_eq!((report.moved, report.errors), (0, 0), "{report:?}");
+        assert!(!store.image_by_path(&sub.join("b.png")).unwrap().unwrap().missing);
+    }
+
+    #[test]
+    fn a_deleted_file_goes_missing_and_comes_back() {
+        let (tmp, images, mut store) = setup(4);
+        scan(&mut store, &images);
+        let path = images.join("img_000000.png");
+        let id = store.image_by_path(&path).unwrap().unwrap().id;
+        let aside = tmp.path().join("aside.png");
+        std::fs::rename(&path, &aside).unwrap();
+        let report = scan(&mut store, &images);
+        assert_eq!(report.missing, 1, "{report:?}");
+        assert!(store.image_by_path(&path).unwrap().unwrap().missing);
+
+        std::fs::rename(&aside, &path).unwrap();
+        let report = scan(&mut store, &images);
+        assert_eq!(report.unchanged, 4, "{report:?}");
+        let row = store.image_by_path(&path).unwrap().unwrap();
+        assert_eq!(row.id, id);
+        assert!(!row.missing);
+    }
+
+    #[test]
+    fn an_absent_folder_marks_its_rows_missing_until_it_returns() {
+        let (tmp, images, mut store) = setup(3);
+        scan(&mut store, &images);
+        let away = tmp.path().join("unplugged");
+        std::fs::rename(&images, &away).unwrap();
+        let report = scan(&mut store, &images);
+        assert_eq!(report.missing, 3, "{report:?}");
+        assert_eq!(report.issues.len(), 1);
+        assert!(!store.folders().unwrap()[0].present);
+        std::fs::rename(&away, &images).unwrap();
+        let report = scan(&mut store, &images);
+        assert_eq!(report.unchanged, 3, "{report:?}");
+        assert!(store.folders().unwrap()[0].present);
+        assert!(!store.image_by_path(&images.join("img_000001.png")).unwrap().unwrap().missing);
+    }
+
+    #[test]
+    fn bad_files_are_reported_one_each_and_the_scan_goes_on() {
+        let (_tmp, images, mut store) = setup(2);
+        std::fs::write(images.join("empty.png"), b"").unwrap();
+        std::fs::write(images.join("text.png"), b"this is not an image at all").unwrap();
+        let whole = std::fs::read(images.join("img_000000.png")).unwrap();
+        std::fs::write(images.join("truncated.png"), &whole[..whole.len() - 20]).unwrap();
+        // A header declaring 60000x60000 pixels: a decompression bomb.
+        let mut bomb = whole.clone();
+        bomb[16..20].copy_from_slice(&60_000u32.to_be_bytes());
+        bomb[20..24].copy_from_slice(&60_000u32.to_be_bytes());
+        std::fs::write(images.join("bomb.png"), &bomb).unwrap();
+
+        let report = scan(&mut store, &images);
+        assert_eq!(report.seen, 6, "{report:?}");
+        assert_eq!(report.errors, 4, "{report:?}");
+        for name in ["empty.png", "text.png", "truncated.png", "bomb.png"] {
+            let path = images.join(name);
+            assert!(report.issues.iter().any(|i| i.path == path), "{name} not reported: {report:?}");
+            let row = store.image_by_path(&path).unwrap().unwrap();
+            assert!(row.record.error.is_some(), "{name}");
+        }
+        assert!(store.image_by_path(&images.join("img_000001.png")).unwrap().unwrap().record.error.is_none());
+        // Unchanged bad files are not read again but still reported.
+        let again = scan(&mut store, &images);
+        assert_eq!((again.unchanged, again.issues.len()), (6, 4), "{again:?}");
+    }
+
+    #[test]
+    fn cancellation_stops_early_and_leaves_a_consistent_store() {
+        let (_tmp, images, mut store) = setup(1200);
+        let cancel = AtomicBool::new(false);
+        let report = scan_folders(
+            &mut store,
+            std::slice::from_ref(&images),
+            &ScanOptions { threads: 2 },
+            |p| {
+                if p.done >= 10 {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            },
+            &cancel,
+        )
+        .unwrap();
+        assert!(report.cancelled, "{report:?}");
+        assert!(report.added < 1200, "{report:?}");
+        let stored = store
+            .images_page(&crate::library::store::ImageFilter::All, &crate::library::store::ImageOrder::Path, 0, 5000)
+            .unwrap();
+        assert_eq!(stored.len(), report.added);
+        assert!(store.folders().unwrap()[0].last_scan_at.is_none());
+        // A later scan finishes the job.
+        let rest = scan(&mut store, &images);
+        assert_eq!(rest.added + rest.unchanged, 1200, "{rest:?}");
+    }
+}
