@@ -2,6 +2,7 @@
 //! times a first import and an unchanged rescan of N synthetic images.
 
 use std::cell::Cell;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -51,7 +52,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let folders: Vec<PathBuf> =
         args.folders.iter().map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())).collect();
     let (report, secs) = timed_scan(&mut store, &folders, &options)?;
-    print_report(&report, secs);
+    print_report(&report, secs)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -59,28 +60,39 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
 fn timed_scan(store: &mut Store, folders: &[PathBuf], options: &ScanOptions) -> anyhow::Result<(ScanReport, f64)> {
     let cancel = AtomicBool::new(false);
     let last_drawn = Cell::new(Instant::now());
+    // A rewritten line on a terminal; a line every few seconds in a log.
+    let tty = std::io::stderr().is_terminal();
+    let every = if tty { PROGRESS_EVERY } else { PROGRESS_EVERY * 25 };
     let progress = |p: ScanProgress| {
-        if p.done == p.total || last_drawn.get().elapsed() >= PROGRESS_EVERY {
+        if last_drawn.get().elapsed() >= every || (tty && p.done == p.total) {
             last_drawn.set(Instant::now());
-            eprint!("\rscanning: {}/{}", p.done, p.total);
+            if tty {
+                eprint!("\rscanning: {}/{}", p.done, p.total);
+            } else {
+                eprintln!("scanning: {}/{}", p.done, p.total);
+            }
         }
     };
     let start = Instant::now();
     let report = scan_folders(store, folders, options, progress, &cancel)
         .with_context(|| format!("scan of {} failed", store.path().display()))?;
-    eprintln!();
+    if tty {
+        eprintln!();
+    }
     Ok((report, start.elapsed().as_secs_f64()))
 }
 
-fn print_report(report: &ScanReport, secs: f64) {
+fn print_report(report: &ScanReport, secs: f64) -> std::io::Result<()> {
     for issue in &report.issues {
         eprintln!("{}: {}", issue.path.display(), issue.reason);
     }
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "seen {}, unchanged {}, added {}, updated {}, moved {}, missing {}, errors {}",
         report.seen, report.unchanged, report.added, report.updated, report.moved, report.missing, report.errors
-    );
-    println!("{:.3} s, {:.0} images/s", secs, images_per_sec(report.seen, secs));
+    )?;
+    writeln!(out, "{:.3} s, {:.0} images/s", secs, images_per_sec(report.seen, secs))
 }
 
 fn images_per_sec(count: usize, secs: f64) -> f64 {
@@ -122,21 +134,24 @@ fn bench_in(
     let folders = [images];
     let (first, first_secs) = timed_scan(&mut store, &folders, options)?;
     let (again, again_secs) = timed_scan(&mut store, &folders, options)?;
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "first import: {} images in {:.3} s = {:.0} images/s (added {}, errors {})",
         first.seen,
         first_secs,
         images_per_sec(first.seen, first_secs),
         first.added,
         first.errors
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "unchanged rescan: {} images in {:.3} s = {:.0} images/s (unchanged {}); 100k would take ~{:.2} s",
         again.seen,
         again_secs,
         images_per_sec(again.seen, again_secs),
         again.unchanged,
         again_secs * 100_000.0 / again.seen.max(1) as f64
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
