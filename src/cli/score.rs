@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use rewardlens::files::collect_images;
-use rewardlens::library::metadata::read_generation_params;
+use rewardlens::library::metadata::generation_params_from_bytes;
 use rewardlens::model::{self, LoadedModel, PromptTokens, preprocess};
 
 /// Arguments of `rewardlens score`.
@@ -165,12 +165,14 @@ fn score_files(
     Ok(results)
 }
 
-/// Finds the prompt and preprocesses one file; the error is the line to report, path first.
+/// Finds the prompt and preprocesses one file, reading it once; the error is the line to report, path first.
 fn prepare(path: &Path, prompt: Option<&str>) -> Result<Prepared, String> {
+    // Preprocessing errors already start with the path.
+    let bytes = preprocess::read_image_file(path).map_err(|e| e.to_string())?;
     let no_prompt = |why: String| format!("{}: {why} (pass --prompt)", path.display());
     let prompt = match prompt {
         Some(p) => p.to_string(),
-        None => match read_generation_params(path) {
+        None => match generation_params_from_bytes(path, &bytes) {
             Ok(Some(params)) => {
                 params.prompt.ok_or_else(|| no_prompt("its generation metadata has no prompt".into()))?
             }
@@ -178,8 +180,8 @@ fn prepare(path: &Path, prompt: Option<&str>) -> Result<Prepared, String> {
             Err(e) => return Err(no_prompt(format!("unreadable metadata: {e}"))),
         },
     };
-    // Preprocessing errors already start with the path.
-    let pixels = preprocess::preprocess_path(path).map_err(|e| e.to_string())?;
+    let image = preprocess::decode_image(&bytes).map_err(|e| e.at(path).to_string())?;
+    let pixels = preprocess::preprocess_image(&image);
     Ok(Prepared { path: path.to_path_buf(), prompt, pixels })
 }
 

@@ -616,33 +616,10 @@ pub(crate) fn upsert_image_tx(tx: &Transaction, rec: &ImageRecord) -> rusqlite::
 }
 
 /// Moves the row `id` to the record's path and contents (a renamed or moved file), keeping the
-/// id so everything referring to it follows.
+/// id so everything referring to it follows: re-point the row, then update it like any other.
 pub(crate) fn move_image_tx(tx: &Transaction, id: i64, rec: &ImageRecord) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "UPDATE images SET folder_id = ?2, path = ?3, content_hash = ?4, size = ?5, mtime_ns = ?6, width = ?7,
-             height = ?8, format = ?9, generator = ?10, prompt = ?11, negative_prompt = ?12, params_json = ?13,
-             prompt_key = ?14, missing = 0, error = ?15, updated_at = ?16
-         WHERE id = ?1",
-    )?
-    .execute(params![
-        id,
-        rec.folder_id,
-        rec.path.to_string_lossy(),
-        rec.content_hash,
-        i64::try_from(rec.size).unwrap_or(i64::MAX),
-        rec.mtime_ns,
-        rec.width,
-        rec.height,
-        rec.format,
-        rec.generator,
-        rec.prompt,
-        rec.negative_prompt,
-        rec.params_json,
-        rec.prompt_key,
-        rec.error,
-        now_secs()
-    ])
-    .map(|_| ())
+    tx.prepare_cached("UPDATE images SET path = ?2 WHERE id = ?1")?.execute(params![id, rec.path.to_string_lossy()])?;
+    upsert_image_tx(tx, rec).map(|_| ())
 }
 
 #[cfg(test)]

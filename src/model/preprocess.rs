@@ -263,6 +263,12 @@ impl SourceImage {
 
 /// Reads and decodes an image file (format sniffed from its content, not its extension).
 pub fn load_image(path: &Path) -> Result<SourceImage, PreprocessError> {
+    decode_image(&read_image_file(path)?).map_err(|e| e.at(path))
+}
+
+/// Reads an image file's bytes, refusing what is not a regular file (a FIFO would block) or is
+/// over [`MAX_FILE_BYTES`], so callers that also need the bytes (metadata) read the file once.
+pub fn read_image_file(path: &Path) -> Result<Vec<u8>, PreprocessError> {
     let read_error = |source| PreprocessError::Read { path: path.to_path_buf(), source };
     let meta = std::fs::metadata(path).map_err(read_error)?;
     // A FIFO or device would block or never end; a file over the limit is not read into memory.
@@ -272,8 +278,7 @@ pub fn load_image(path: &Path) -> Result<SourceImage, PreprocessError> {
     if meta.len() > MAX_FILE_BYTES {
         return Err(PreprocessError::FileTooLarge { path: path.to_path_buf(), bytes: meta.len() });
     }
-    let bytes = std::fs::read(path).map_err(read_error)?;
-    decode_image(&bytes).map_err(|e| e.at(path))
+    std::fs::read(path).map_err(read_error)
 }
 
 /// Decodes PNG, JPEG or WebP bytes into the Pillow mode the reference would see; the declared
