@@ -4,6 +4,8 @@
 //! Dependencies point one way: `ui` → `scoring`/`library` → `model`; `model` and `library`
 //! never touch a GUI crate.
 
+pub mod disk_cache;
 pub mod files;
 pub mod library;
 pub mod model;
+pub mod scoring;

@@ -1,5 +1,6 @@
-//! `rewardlens scan`: add folders to the library and import them incrementally; `--bench N`
-//! times a first import and an unchanged rescan of N synthetic images.
+//! `rewardlens scan`: add folders to the library and import them incrementally; `--watch` keeps
+//! importing as files land until Ctrl-C; `--bench N` times a first import and an unchanged rescan
+//! of N synthetic images.
 
 use std::cell::Cell;
 use std::io::{IsTerminal, Write};
@@ -8,10 +9,13 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use super::interrupt::{INTERRUPTED_EXIT, stop_flag, stopped};
+
 use anyhow::Context;
 
 use rewardlens::library::scan::{ScanOptions, ScanProgress, ScanReport, scan_folders, write_synthetic_pngs_sized};
 use rewardlens::library::store::Store;
+use rewardlens::library::watch::{LibraryWatcher, WatchEvent, WatchOptions};
 
 /// How often the progress line on stderr is redrawn.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
@@ -32,6 +36,9 @@ pub struct ScanArgs {
     /// Side in pixels of the `--bench` images (noise, so file sizes are realistic at 512 or more).
     #[arg(long, default_value_t = 8, requires = "bench")]
     pub bench_px: u32,
+    /// After scanning, keep watching the folders and import files as they are written, until Ctrl-C.
+    #[arg(long, conflicts_with = "bench")]
+    pub watch: bool,
     /// Folders to add to the library and scan (recursively, .png, .jpg, .jpeg, .webp).
     #[arg(required_unless_present = "bench")]
     pub folders: Vec<PathBuf>,
@@ -43,22 +50,65 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     if let Some(count) = args.bench {
         return bench(args.db.as_deref(), count, args.bench_px, &options);
     }
-    let mut store = match &args.db {
-        Some(path) => Store::open(path),
-        None => Store::open_default(),
-    }
-    .context("cannot open the library")?;
+    let db = match &args.db {
+        Some(path) => path.clone(),
+        None => Store::default_path().context("cannot open the library")?,
+    };
     // Absolute paths, so the same folder is one row whichever directory we ran from.
     let folders: Vec<PathBuf> =
         args.folders.iter().map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())).collect();
+    if args.watch {
+        return watch(&db, folders, options);
+    }
+    let mut store = Store::open(&db).context("cannot open the library")?;
     let (report, secs) = timed_scan(&mut store, &folders, &options)?;
     print_report(&report, secs)?;
+    if report.cancelled {
+        println!("cancelled: the files imported so far are saved; run again to go on");
+        return Ok(ExitCode::from(INTERRUPTED_EXIT));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Scans, then watches until Ctrl-C, printing one line per change.
+fn watch(db: &Path, folders: Vec<PathBuf>, options: ScanOptions) -> anyhow::Result<ExitCode> {
+    stop_flag();
+    let (watcher, events) = LibraryWatcher::start(db, folders, WatchOptions { scan: options, ..WatchOptions::default() })
+        .context("cannot start watching")?;
+    eprintln!("watching; Ctrl-C to stop");
+    while !stopped() {
+        let Ok(event) = events.recv_timeout(Duration::from_millis(200)) else { continue };
+        let mut out = std::io::stdout().lock();
+        match event {
+            WatchEvent::Scanned { folder, report } => {
+                write!(out, "scanned {}: ", folder.display())?;
+                drop(out);
+                print_report(&report, 0.0)?;
+            }
+            WatchEvent::Updated { report, .. } => {
+                for issue in &report.issues {
+                    eprintln!("{}: {}", issue.path.display(), issue.reason);
+                }
+                writeln!(
+                    out,
+                    "changed: added {}, updated {}, moved {}, missing {}, errors {}",
+                    report.added, report.updated, report.moved, report.missing, report.errors
+                )?;
+            }
+            WatchEvent::FolderGone { folder } => {
+                writeln!(out, "folder gone: {} (its images are kept as missing until it returns)", folder.display())?;
+            }
+            WatchEvent::FolderBack { folder } => writeln!(out, "folder back: {}", folder.display())?,
+            WatchEvent::Error { message } => eprintln!("rewardlens: {message}"),
+        }
+    }
+    watcher.stop();
     Ok(ExitCode::SUCCESS)
 }
 
 /// Scans with a throttled progress line on stderr; returns the report and wall seconds.
 fn timed_scan(store: &mut Store, folders: &[PathBuf], options: &ScanOptions) -> anyhow::Result<(ScanReport, f64)> {
-    let cancel = AtomicBool::new(false);
+    let cancel: &AtomicBool = stop_flag();
     let last_drawn = Cell::new(Instant::now());
     // A rewritten line on a terminal; a line every few seconds in a log.
     let tty = std::io::stderr().is_terminal();
@@ -74,7 +124,7 @@ fn timed_scan(store: &mut Store, folders: &[PathBuf], options: &ScanOptions) -> 
         }
     };
     let start = Instant::now();
-    let report = scan_folders(store, folders, options, progress, &cancel)
+    let report = scan_folders(store, folders, options, progress, cancel)
         .with_context(|| format!("scan of {} failed", store.path().display()))?;
     if tty {
         eprintln!();
@@ -92,7 +142,10 @@ fn print_report(report: &ScanReport, secs: f64) -> std::io::Result<()> {
         "seen {}, unchanged {}, added {}, updated {}, moved {}, missing {}, errors {}",
         report.seen, report.unchanged, report.added, report.updated, report.moved, report.missing, report.errors
     )?;
-    writeln!(out, "{:.3} s, {:.0} images/s", secs, images_per_sec(report.seen, secs))
+    if secs > 0.0 {
+        writeln!(out, "{:.3} s, {:.0} images/s", secs, images_per_sec(report.seen, secs))?;
+    }
+    Ok(())
 }
 
 fn images_per_sec(count: usize, secs: f64) -> f64 {

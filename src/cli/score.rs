@@ -1,19 +1,23 @@
-//! `rewardlens score`: rank image files by ImageReward, best first.
+//! `rewardlens score`: rank image files by ImageReward, best first, on the scoring worker (the
+//! app's code path), so scores are kept and never computed twice.
 
-use std::collections::HashMap;
+use std::cell::Cell;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::mpsc;
-use std::time::Instant;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rayon::prelude::*;
 use serde::Serialize;
 
+use super::interrupt::{INTERRUPTED_EXIT, stop_flag, stopped};
 use rewardlens::files::collect_images;
-use rewardlens::library::metadata::generation_params_from_bytes;
-use rewardlens::model::{self, LoadedModel, PromptTokens, preprocess};
+use rewardlens::library::store::Store;
+use rewardlens::scoring::{
+    EmbeddingCache, ModelSpec, ModelState, Priority, Progress, ScoreItem, ScoreRequest, ScoringEvent, ScoringWorker,
+    WorkerConfig,
+};
 
 /// Arguments of `rewardlens score`.
 #[derive(clap::Args, Debug)]
@@ -27,21 +31,37 @@ pub struct ScoreArgs {
     /// One JSON object per line on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub batch: u32,
-    /// auto, cpu, cuda or metal.
+    /// Images per forward pass; by default 8 on the CPU, 64 on a GPU.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub batch: Option<u32>,
+    /// auto, cpu, cuda or metal; a GPU that fails falls back to the CPU with a message.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// f32, f16 or bf16.
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    /// f32, f16 or bf16; by default f16 on a GPU and f32 on the CPU.
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Library database where scores are kept (so nothing is scored twice); the platform data
+    /// directory's by default.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Neither read nor save stored scores.
+    #[arg(long, conflicts_with = "db")]
+    pub no_store: bool,
+    /// Folder of the image-embedding cache; the platform cache directory's by default.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Size cap of the image-embedding cache, in GiB.
+    #[arg(long, default_value_t = 4.0)]
+    pub cache_gib: f64,
+    /// Do not use the image-embedding cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
     /// Image files or folders (searched recursively for .png, .jpg, .jpeg, .webp).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
 }
 
-/// One scored image.
+/// One scored image, as printed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Scored {
     /// The file.
@@ -49,20 +69,41 @@ pub struct Scored {
     /// The prompt it was scored against.
     pub prompt: String,
     /// The normalised reward.
-    pub score: f32,
+    pub score: f64,
 }
 
-/// An image ready for the model.
-struct Prepared {
-    path: PathBuf,
-    prompt: String,
-    pixels: Vec<f32>,
+/// The worker set-up the flags ask for.
+fn worker_config(args: &ScoreArgs) -> anyhow::Result<WorkerConfig> {
+    let db = if args.no_store {
+        None
+    } else {
+        Some(match &args.db {
+            Some(p) => p.clone(),
+            None => Store::default_path().context("no place for the library database; pass --db or --no-store")?,
+        })
+    };
+    let cache = if args.no_cache {
+        None
+    } else {
+        let root = args.cache_dir.clone().or_else(EmbeddingCache::default_root);
+        root.map(|r| (r, (args.cache_gib.max(0.0) * f64::from(1u32 << 30)) as u64))
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    Ok(WorkerConfig {
+        model: ModelSpec {
+            path: args.model.clone(),
+            device: args.device.clone(),
+            dtype: args.dtype.clone(),
+            batch: args.batch.map(|b| b as usize),
+        },
+        db,
+        embedding_cache: cache,
+        decode_threads: cores,
+    })
 }
 
-/// Runs the subcommand; exits non-zero when nothing could be scored.
+/// Runs the subcommand on the scoring worker; exits non-zero when nothing could be scored.
 pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
-    let dtype = model::parse_dtype(&args.dtype)?;
-    let device = model::select_device(&args.device)?;
     let (files, walk_errors) = collect_images(&args.paths);
     for e in &walk_errors {
         eprintln!("{}: {}", e.path.display(), e.reason);
@@ -70,18 +111,40 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     if files.is_empty() {
         anyhow::bail!("no image files found in the given paths");
     }
-    let loaded = model::load_model(&args.model, &device, dtype)
-        .with_context(|| format!("cannot load the model from {}", args.model.display()))?;
-    if !loaded.unexpected_keys.is_empty() {
-        eprintln!(
-            "note: {} checkpoint keys were not used (first: {})",
-            loaded.unexpected_keys.len(),
-            loaded.unexpected_keys[0]
-        );
+    stop_flag();
+    let (worker, events) = ScoringWorker::start(worker_config(args)?).context("cannot start the scoring worker")?;
+    wait_for_model(&events).with_context(|| format!("cannot load the model from {}", args.model.display()))?;
+    let total = files.len();
+    let request = ScoreRequest {
+        items: files.into_iter().map(ScoreItem::file).collect(),
+        prompt: args.prompt.clone(),
+        priority: Priority::Library,
+        supersede: false,
+    };
+    let ticket = worker.submit(request).map_err(|e| anyhow::anyhow!(e))?;
+    let mut results = Vec::with_capacity(total);
+    let progress = ProgressLine::new();
+    while !stopped() {
+        let Ok(event) = events.recv_timeout(Duration::from_millis(200)) else { continue };
+        match event {
+            ScoringEvent::Scored(r) => results.push(Scored { path: r.path, prompt: r.prompt, score: r.score }),
+            ScoringEvent::Failed { reason, .. } => progress.message(&reason),
+            ScoringEvent::Progress(p) => progress.update(&p),
+            ScoringEvent::Warning { message } => progress.message(&format!("note: {message}")),
+            ScoringEvent::Model(ModelState::Ready { device, dtype, note: Some(note), .. }) => {
+                progress.message(&format!("note: {note} (now {device} {dtype})"));
+            }
+            ScoringEvent::Model(ModelState::Failed { reason }) => progress.message(&reason),
+            ScoringEvent::Finished { ticket: t, .. } if t == ticket => break,
+            ScoringEvent::Stopped => break,
+            _ => {}
+        }
     }
-    let mut results = score_files(&loaded, &files, args.prompt.as_deref(), args.batch as usize)?;
+    progress.finish();
+    let interrupted = stopped();
+    worker.stop();
     if results.is_empty() {
-        anyhow::bail!("no image was scored ({} file(s) tried; see the messages above)", files.len());
+        anyhow::bail!("no image was scored ({total} file(s) tried; see the messages above)");
     }
     results.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.path.cmp(&b.path)));
     let stdout = std::io::stdout();
@@ -93,96 +156,30 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     } else {
         print_table(&mut out, &results)?;
     }
+    if interrupted {
+        eprintln!("interrupted: {} of {total} images scored (saved; a new run goes on from there)", results.len());
+        return Ok(ExitCode::from(INTERRUPTED_EXIT));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Scores `files`, reporting each unreadable file or missing prompt on stderr and going on.
-fn score_files(
-    loaded: &LoadedModel,
-    files: &[PathBuf],
-    prompt: Option<&str>,
-    batch: usize,
-) -> anyhow::Result<Vec<Scored>> {
-    let total = files.len();
-    let (tx, rx) = mpsc::sync_channel::<Vec<Prepared>>(2);
-    // Decoding and resizing the next batch overlaps the model's work on this one.
-    let prompt_owned = prompt.map(str::to_string);
-    let files_owned = files.to_vec();
-    let producer = std::thread::Builder::new().name("score-preprocess".into()).spawn(move || {
-        for chunk in files_owned.chunks(batch) {
-            let prepared: Vec<Prepared> = chunk
-                .par_iter()
-                .filter_map(|path| match prepare(path, prompt_owned.as_deref()) {
-                    Ok(p) => Some(p),
-                    Err(line) => {
-                        eprintln!("{line}");
-                        None
-                    }
-                })
-                .collect();
-            if tx.send(prepared).is_err() {
-                return;
-            }
-        }
-    })?;
-
-    let progress = Progress::new(total);
-    let mut tokens: HashMap<String, PromptTokens> = HashMap::new();
-    let mut results = Vec::with_capacity(total);
-    let mut done = 0usize;
-    for batch in rx {
-        done += batch.len();
-        if batch.is_empty() {
-            continue;
-        }
-        let mut prompts = Vec::with_capacity(batch.len());
-        for item in &batch {
-            if !tokens.contains_key(&item.prompt) {
-                let t = loaded.tokenizer.encode(&item.prompt)?;
-                if t.truncated {
-                    eprintln!(
-                        "note: prompt longer than {} tokens, the model reads only the start: {:?}",
-                        model::MAX_TOKENS,
-                        item.prompt
-                    );
+/// Waits for the model to load; says on stderr where it runs and why, if not where asked.
+pub fn wait_for_model(events: &Receiver<ScoringEvent>) -> anyhow::Result<String> {
+    loop {
+        match events.recv() {
+            Ok(ScoringEvent::Model(ModelState::Ready { model_id, device, dtype, batch, note })) => {
+                if let Some(note) = note {
+                    eprintln!("note: {note}");
                 }
-                tokens.insert(item.prompt.clone(), t);
+                eprintln!("scoring on {device} in {dtype}, batch {batch}");
+                return Ok(model_id);
             }
-            prompts.push(tokens[&item.prompt].clone());
+            Ok(ScoringEvent::Model(ModelState::Failed { reason })) => anyhow::bail!(reason),
+            Ok(ScoringEvent::Warning { message }) => eprintln!("note: {message}"),
+            Ok(_) => {}
+            Err(_) => anyhow::bail!("the scoring worker stopped"),
         }
-        let same_prompt = batch.iter().all(|b| b.prompt == batch[0].prompt);
-        let prompts = if same_prompt { vec![prompts.swap_remove(0)] } else { prompts };
-        let pixels: Vec<&[f32]> = batch.iter().map(|b| b.pixels.as_slice()).collect();
-        let tensor = loaded.model.pixels_to_tensor(&pixels)?;
-        let scores = loaded.model.score(&prompts, &tensor).context("the model failed on a batch")?;
-        for (item, score) in batch.into_iter().zip(scores) {
-            results.push(Scored { path: item.path, prompt: item.prompt, score });
-        }
-        progress.update(done);
     }
-    progress.finish();
-    producer.join().map_err(|_| anyhow::anyhow!("the preprocessing thread panicked"))?;
-    Ok(results)
-}
-
-/// Finds the prompt and preprocesses one file, reading it once; the error is the line to report, path first.
-fn prepare(path: &Path, prompt: Option<&str>) -> Result<Prepared, String> {
-    // Preprocessing errors already start with the path.
-    let bytes = preprocess::read_image_file(path).map_err(|e| e.to_string())?;
-    let no_prompt = |why: String| format!("{}: {why} (pass --prompt)", path.display());
-    let prompt = match prompt {
-        Some(p) => p.to_string(),
-        None => match generation_params_from_bytes(path, &bytes) {
-            Ok(Some(params)) => {
-                params.prompt.ok_or_else(|| no_prompt("its generation metadata has no prompt".into()))?
-            }
-            Ok(None) => return Err(no_prompt("no prompt in its metadata".into())),
-            Err(e) => return Err(no_prompt(format!("unreadable metadata: {e}"))),
-        },
-    };
-    let image = preprocess::decode_image(&bytes).map_err(|e| e.at(path).to_string())?;
-    let pixels = preprocess::preprocess_image(&image);
-    Ok(Prepared { path: path.to_path_buf(), prompt, pixels })
 }
 
 fn print_table(out: &mut impl Write, results: &[Scored]) -> std::io::Result<()> {
@@ -200,34 +197,41 @@ fn print_table(out: &mut impl Write, results: &[Scored]) -> std::io::Result<()> 
 }
 
 /// Progress on stderr: a rewritten line on a terminal, a line every few seconds otherwise.
-struct Progress {
-    total: usize,
-    started: Instant,
+struct ProgressLine {
     tty: bool,
-    last_line: std::cell::Cell<Instant>,
+    last_line: Cell<Instant>,
+    drawn: Cell<bool>,
 }
 
-impl Progress {
-    fn new(total: usize) -> Self {
-        let now = Instant::now();
-        Self { total, started: now, tty: std::io::stderr().is_terminal(), last_line: std::cell::Cell::new(now) }
+impl ProgressLine {
+    fn new() -> Self {
+        Self { tty: std::io::stderr().is_terminal(), last_line: Cell::new(Instant::now()), drawn: Cell::new(false) }
     }
 
-    fn update(&self, done: usize) {
-        let secs = self.started.elapsed().as_secs_f64();
-        let rate = done as f64 / secs.max(1e-9);
-        let eta = (self.total - done.min(self.total)) as f64 / rate.max(1e-9);
-        let line = format!("scored {done}/{} images, {rate:.2} img/s, about {eta:.0} s left", self.total);
+    fn update(&self, p: &Progress) {
+        let line = format!(
+            "scored {}/{} images, {:.2} img/s, about {:.0} s left",
+            p.done, p.total, p.images_per_sec, p.eta_secs
+        );
         if self.tty {
             eprint!("\r{line}   ");
+            self.drawn.set(true);
         } else if self.last_line.get().elapsed().as_secs_f64() >= 5.0 {
             eprintln!("{line}");
             self.last_line.set(Instant::now());
         }
     }
 
+    /// A message on its own line, without breaking the progress line.
+    fn message(&self, text: &str) {
+        if self.drawn.replace(false) {
+            eprintln!();
+        }
+        eprintln!("{text}");
+    }
+
     fn finish(&self) {
-        if self.tty {
+        if self.drawn.get() {
             eprintln!();
         }
     }

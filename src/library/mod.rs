@@ -1,6 +1,8 @@
-//! The user's image collection: generation metadata now; the store, scan, watching and
-//! thumbnails build on it. No GUI dependency.
+//! The user's image collection: store, scan, generation metadata, watching and thumbnails.
+//! No GUI dependency.
 
 pub mod metadata;
 pub mod scan;
 pub mod store;
+pub mod thumbnails;
+pub mod watch;

@@ -19,7 +19,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::metadata::{generation_params_from_bytes, prompt_group_key};
 use super::store::{ImageRecord, Store, StoreError, move_image_tx, now_secs, path_text, upsert_image_tx};
-use crate::files::collect_images;
+use crate::files::{collect_images, has_image_extension};
 use crate::model::preprocess::{MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE_PX};
 
 /// Rows written per transaction: large enough to amortise the commit, short enough that another
@@ -168,35 +168,7 @@ pub fn scan_folders(
         scanned_folders.push(folder_id);
     }
     report.seen = jobs.len();
-    let total = jobs.len();
-    progress(ScanProgress { done: 0, total });
-
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(options.threads.max(1))
-        .thread_name(|i| format!("rewardlens-scan-{i}"))
-        .build()?;
-    std::thread::scope(|scope| -> Result<(), ScanError> {
-        // Bounded, so a slow database holds the readers back instead of buffering the library.
-        let (sender, receiver) = sync_channel::<Outcome>(4 * WRITE_BATCH_ROWS);
-        let jobs = &jobs;
-        let pool = &pool;
-        let feeder =
-            std::thread::Builder::new().name("rewardlens-scan-feed".to_string()).spawn_scoped(scope, move || {
-                pool.install(|| {
-                    jobs.par_iter().for_each_with(sender, |sender, job| {
-                        if cancel.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        // A send fails only when the writer stopped; then there is nothing to do.
-                        let _ = sender.send(examine(job));
-                    });
-                });
-            })?;
-        let written = write_outcomes(store, receiver, &mut report, total, &progress, cancel);
-        // The receiver is dropped, so the feeder finishes promptly even after an error.
-        let _ = feeder.join();
-        written
-    })?;
+    run_jobs(store, &jobs, options, &mut report, &progress, cancel)?;
 
     report.cancelled = cancel.load(Ordering::Relaxed);
     if !report.cancelled {
@@ -210,6 +182,172 @@ pub fn scan_folders(
         })?;
     }
     Ok(report)
+}
+
+/// Reads `jobs` on a bounded pool of named threads while this thread writes their rows in
+/// batches; shared by full scans and watched changes.
+fn run_jobs(
+    store: &mut Store,
+    jobs: &[Job],
+    options: &ScanOptions,
+    report: &mut ScanReport,
+    progress: &impl Fn(ScanProgress),
+    cancel: &AtomicBool,
+) -> Result<(), ScanError> {
+    let total = jobs.len();
+    progress(ScanProgress { done: 0, total });
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads.max(1).min(total))
+        .thread_name(|i| format!("rewardlens-scan-{i}"))
+        .build()?;
+    std::thread::scope(|scope| -> Result<(), ScanError> {
+        // Bounded, so a slow database holds the readers back instead of buffering the library.
+        let (sender, receiver) = sync_channel::<Outcome>(4 * WRITE_BATCH_ROWS);
+        let pool = &pool;
+        let feeder =
+            std::thread::Builder::new().name("rewardlens-scan-feed".to_string()).spawn_scoped(scope, move || {
+                pool.install(|| {
+                    jobs.par_iter().for_each_with(sender, |sender, job| {
+                        if cancel.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        // A send fails only when the writer stopped; then there is nothing to do.
+                        let _ = sender.send(examine(job));
+                    });
+                });
+            })?;
+        let written = write_outcomes(store, receiver, report, total, progress, cancel);
+        // The receiver is dropped, so the feeder finishes promptly even after an error.
+        let _ = feeder.join();
+        written
+    })
+}
+
+/// Brings the rows for `paths` up to date without rescanning their folders: what the watcher
+/// calls for each settled batch of changes. A path may be a file or a folder, present or gone;
+/// a gone path marks its rows (and every row under it, for a folder) missing before present files
+/// are read, so a file moved or renamed in the same batch takes over its old row. Paths outside
+/// every watched folder are ignored.
+pub fn import_paths(
+    store: &mut Store,
+    paths: &[PathBuf],
+    options: &ScanOptions,
+    cancel: &AtomicBool,
+) -> Result<ScanReport, ScanError> {
+    let mut report = ScanReport::default();
+    let folders = store.folders()?;
+    let folder_of = |path: &Path| {
+        folders
+            .iter()
+            .filter(|f| path.starts_with(&f.path))
+            .max_by_key(|f| f.path.as_os_str().len())
+            .map(|f| f.id)
+    };
+    let mut files = Vec::new();
+    let mut gone = Vec::new();
+    for path in paths {
+        if folder_of(path).is_none() {
+            continue;
+        }
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                let (found, walk_errors) = collect_images(std::slice::from_ref(path));
+                files.extend(found);
+                report.issues.extend(walk_errors.into_iter().map(|e| ScanIssue { path: e.path, reason: e.reason }));
+            }
+            Ok(_) => {
+                if has_image_extension(path) {
+                    files.push(path.clone());
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => gone.push(path.clone()),
+            Err(e) => report.issues.push(ScanIssue { path: path.clone(), reason: format!("cannot stat: {e}") }),
+        }
+    }
+    files.sort();
+    files.dedup();
+    for chunk in gone.chunks(WRITE_BATCH_ROWS) {
+        report.missing += store.write(|tx| {
+            // A folder's rows are those whose path starts with the folder and a separator.
+            let mut stmt = tx.prepare_cached(
+                "UPDATE images SET missing = 1, updated_at = ?3
+                 WHERE missing = 0 AND (path = ?1 OR substr(path, 1, length(?2)) = ?2)",
+            )?;
+            let now = now_secs();
+            let mut n = 0;
+            for path in chunk {
+                let Some(text) = path.to_str() else { continue };
+                let prefix = format!("{text}{}", std::path::MAIN_SEPARATOR);
+                n += stmt.execute(params![text, prefix, now])?;
+            }
+            Ok(n)
+        })?;
+    }
+    let mut jobs = Vec::with_capacity(files.len());
+    for path in files {
+        let Some(folder_id) = folder_of(&path) else { continue };
+        let known = match path.to_str() {
+            Some(text) => known_row(store, text)?,
+            None => None,
+        };
+        jobs.push(Job { folder_id, path, known });
+    }
+    report.seen = jobs.len();
+    run_jobs(store, &jobs, options, &mut report, &|_| {}, cancel)?;
+    report.cancelled = cancel.load(Ordering::Relaxed);
+    Ok(report)
+}
+
+/// The stored row at one path, if any.
+fn known_row(store: &Store, path: &str) -> Result<Option<KnownRow>, StoreError> {
+    store.read(|conn| {
+        conn.prepare_cached("SELECT size, mtime_ns, missing, error FROM images WHERE path = ?1")?
+            .query_row([path], |r| {
+                Ok(KnownRow {
+                    size: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                    mtime_ns: r.get(1)?,
+                    missing: r.get(2)?,
+                    error: r.get(3)?,
+                })
+            })
+            .optional()
+    })
+}
+
+/// Whether the file at `path` looks completely written: a known image format whose end marker
+/// (PNG `IEND`, JPEG `EOI`, WebP RIFF length) is present. Reads the first and last few KiB only,
+/// so the watcher can poll a large file being written without reading it again and again.
+pub fn looks_complete(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    // Opening a FIFO would block until a writer appears; anything but a regular file is not
+    // being written, and the import reports it.
+    if !std::fs::metadata(path)?.is_file() {
+        return Ok(true);
+    }
+    let mut file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(true);
+    }
+    let len = meta.len();
+    let mut head = [0u8; 16];
+    let head_len = usize::try_from(len.min(16)).unwrap_or(16);
+    file.read_exact(&mut head[..head_len])?;
+    let tail_len = len.min(4096);
+    file.seek(SeekFrom::Start(len - tail_len))?;
+    let mut tail = Vec::with_capacity(usize::try_from(tail_len).unwrap_or(4096));
+    file.take(tail_len).read_to_end(&mut tail)?;
+    let format = match image::guess_format(&head[..head_len]) {
+        Ok(image::ImageFormat::Png) => "png",
+        Ok(image::ImageFormat::Jpeg) => "jpeg",
+        Ok(image::ImageFormat::WebP) => "webp",
+        // Not an image we know (yet): nothing to wait for; the import reports it.
+        _ => return Ok(len > 0),
+    };
+    Ok(ends_whole(format, &head[..head_len], &tail, len))
 }
 
 /// The rows already stored under a folder, by path.
@@ -414,23 +552,24 @@ fn read_header(bytes: &[u8], record: &mut ImageRecord) -> Result<(), String> {
     if width > MAX_SIDE_PX || height > MAX_SIDE_PX || u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(format!("declared size {width}x{height} is too large"));
     }
-    if !ends_whole(name, bytes) {
+    if !ends_whole(name, bytes, &bytes[bytes.len().saturating_sub(4096)..], bytes.len() as u64) {
         return Err("truncated: the file ends before the image does".to_string());
     }
     Ok(())
 }
 
 /// Whether the file ends where its format says (PNG `IEND`, JPEG `EOI`, WebP RIFF length), so a
-/// half-written file is not taken for an image.
-fn ends_whole(format: &str, bytes: &[u8]) -> bool {
+/// half-written file is not taken for an image. `head` is the file's start, `tail` its last bytes
+/// (up to 4 KiB) and `len` its length.
+fn ends_whole(format: &str, head: &[u8], tail: &[u8], len: u64) -> bool {
     match format {
-        "png" => bytes.ends_with(b"IEND\xAE\x42\x60\x82"),
+        "png" => tail.ends_with(b"IEND\xAE\x42\x60\x82"),
         // Some writers append bytes after EOI; look at the tail, not only the last two bytes.
-        "jpeg" => bytes[bytes.len().saturating_sub(4096)..].windows(2).any(|w| w == [0xFF, 0xD9]),
-        "webp" => bytes
+        "jpeg" => tail.windows(2).any(|w| w == [0xFF, 0xD9]),
+        "webp" => head
             .get(4..8)
             .and_then(|b| b.try_into().ok())
-            .is_some_and(|b: [u8; 4]| (u64::from(u32::from_le_bytes(b)) + 8) <= bytes.len() as u64),
+            .is_some_and(|b: [u8; 4]| (u64::from(u32::from_le_bytes(b)) + 8) <= len),
         _ => true,
     }
 }

@@ -414,6 +414,21 @@ impl Store {
         })
     }
 
+    /// Records a batch of `(content hash, prompt, value)` scores of one model in one transaction.
+    pub fn record_scores(&mut self, model_id: &str, rows: &[(&str, &str, f64)]) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO scores (content_hash, model_id, prompt, value, scored_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(content_hash, model_id, prompt) DO UPDATE SET value = ?4, scored_at = ?5",
+            )?;
+            let now = now_secs();
+            for (hash, prompt, value) in rows {
+                stmt.execute(params![hash, model_id, prompt, value, now])?;
+            }
+            Ok(())
+        })
+    }
+
     /// The stored score for (content hash, model, prompt), so nothing is scored twice.
     pub fn score(&self, content_hash: &str, model_id: &str, prompt: &str) -> Result<Option<f64>, StoreError> {
         self.conn

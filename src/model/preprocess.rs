@@ -242,6 +242,26 @@ impl SourceImage {
         &self.pixels
     }
 
+    /// The pixels as 8-bit RGBA for display (thumbnails, the viewer); 16-bit grey keeps its high
+    /// byte, unlike the model's input, which follows the reference's clip.
+    pub fn to_rgba8(&self) -> Vec<u8> {
+        let gray = |v: u8| [v, v, v, 255];
+        match &self.pixels {
+            PillowPixels::Bilevel(v) | PillowPixels::L(v) => v.iter().flat_map(|&g| gray(g)).collect(),
+            PillowPixels::La(v) => v.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0], p[1]]).collect(),
+            PillowPixels::Rgb(v) => v.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
+            PillowPixels::Rgba(v) => v.clone(),
+            PillowPixels::Palette { indices, palette } => {
+                indices.iter().flat_map(|&i| {
+                    let [r, g, b] = palette[usize::from(i)];
+                    [r, g, b, 255]
+                })
+                .collect()
+            }
+            PillowPixels::I16(v) => v.iter().flat_map(|&g| gray(g.to_be_bytes()[0])).collect(),
+        }
+    }
+
     /// Pillow's name for the mode ("1", "L", "LA", "RGB", "RGBA", "P", "I;16"), to compare with
     /// `Image.open(path).mode` in parity tests.
     pub fn pillow_mode(&self) -> &'static str {

@@ -8,7 +8,7 @@ use candle_core::Device;
 use crate::util::{expected, fixtures};
 
 fn rewardlens(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rewardlens")).args(args).output().unwrap()
+    crate::util::rewardlens_command().args(args).output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -1,10 +1,10 @@
 //! `rewardlens meta` end to end: files written in each generator's layout into a temp folder.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn rewardlens(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rewardlens")).args(args).output().unwrap()
+    crate::util::rewardlens_command().args(args).output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {

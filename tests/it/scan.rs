@@ -1,9 +1,9 @@
 //! `rewardlens scan` end to end: a folder imported, then rescanned without reading anything.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn rewardlens(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rewardlens")).args(args).output().unwrap()
+    crate::util::rewardlens_command().args(args).output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {

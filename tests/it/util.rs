@@ -82,3 +82,13 @@ pub fn ranking(values: &[f32]) -> Vec<usize> {
     idx.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
     idx
 }
+
+/// The `rewardlens` binary with its data and cache folders (library database, embedding cache)
+/// in a temporary folder shared by this test run, never the user's.
+pub fn rewardlens_command() -> std::process::Command {
+    static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let home = HOME.get_or_init(|| tempfile::tempdir().unwrap()).path();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rewardlens"));
+    command.env("HOME", home).env("XDG_DATA_HOME", home.join("data")).env("XDG_CACHE_HOME", home.join("cache"));
+    command
+}
