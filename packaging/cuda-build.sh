@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Builds rewardlens with the `cuda` feature on a machine without an NVIDIA toolkit or driver,
-# using the CUDA 13.0 compiler and libraries published on PyPI plus a link-time stub of libcuda
-# (the real one comes with the user's driver). Output: target-cuda/<profile>/rewardlens.
+# Builds the NVIDIA package's two binaries on a machine without an NVIDIA toolkit or driver:
+#   target-cuda/<profile>/rewardlens      the app, without CUDA (starts everywhere)
+#   target-cuda/<profile>/rewardlens-gpu  the GPU helper: the same crate with `--features cuda`,
+#                                         started by the app only where it can run (see README)
+# The helper is built with the CUDA 13.0 compiler and libraries published on PyPI plus a link-time
+# stub of libcuda (the real one comes with the user's driver).
 #
 #   packaging/cuda-build.sh [CUDA_DIR] [cargo build args...]
 #
@@ -31,3 +34,9 @@ if [ ! -f "$C/lib/libcuda.so" ]; then
 fi
 export CUDA_ROOT="$C" PATH="$C/bin:$PATH" CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
 CARGO_TARGET_DIR="$PWD/target-cuda" cargo build --locked --features cuda "$@"
+profile=debug
+for a in "$@"; do [ "$a" = "--release" ] && profile=release; done
+cp "target-cuda/$profile/rewardlens" "target-cuda/$profile/rewardlens-gpu"
+# The app itself, without CUDA (a separate cargo invocation, so features do not unify).
+CARGO_TARGET_DIR="$PWD/target-cuda" cargo build --locked "$@"
+echo "built target-cuda/$profile/rewardlens and target-cuda/$profile/rewardlens-gpu"

@@ -9,7 +9,7 @@ n=$(python3 -c 'import json;print(len(json.load(open("tests/fixtures/expected/ex
 for dtype in f32 f16 bf16; do
   for ((j = 0; j < n; j++)); do
     prompt=$(python3 -c "import json,sys;print(json.load(open('tests/fixtures/expected/expected.json'))['prompts'][$j]['text'])")
-    "$bin" score --device cuda --dtype "$dtype" --json --batch 16 --model tests/fixtures/tiny-st \
+    "$bin" score --device cuda --dtype "$dtype" --json --batch 16 --no-store --no-cache --model tests/fixtures/tiny-st \
       --prompt "$prompt" tests/fixtures/images > "$out/score_${dtype}_$j.jsonl" 2> "$out/score_${dtype}_$j.err" \
       || { echo "score failed: $dtype prompt $j"; cat "$out/score_${dtype}_$j.err"; }
   done

@@ -43,12 +43,7 @@ impl DiskCache {
                 total += meta.len();
             }
         }
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            cap_bytes,
-            total_bytes: Mutex::new(total),
-            temp_counter: AtomicU64::new(0),
-        })
+        Ok(Self { dir: dir.to_path_buf(), cap_bytes, total_bytes: Mutex::new(total), temp_counter: AtomicU64::new(0) })
     }
 
     /// The cache folder.

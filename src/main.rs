@@ -25,6 +25,9 @@ enum Command {
     Scan(cli::scan::ScanArgs),
     /// Time the model (image tower, text part, whole) and report load time and peak memory.
     Bench(cli::bench::BenchArgs),
+    /// Serve the model on stdin/stdout for the app (what the `rewardlens-gpu` helper runs).
+    #[command(hide = true)]
+    GpuServe,
 }
 
 fn main() -> ExitCode {
@@ -34,6 +37,11 @@ fn main() -> ExitCode {
         Some(Command::Meta(a)) => cli::meta::run(&a),
         Some(Command::Scan(a)) => cli::scan::run(&a),
         Some(Command::Bench(a)) => cli::bench::run(&a),
+        Some(Command::GpuServe) => {
+            rewardlens::scoring::remote::serve(&mut std::io::stdin().lock(), &mut std::io::stdout().lock())
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from)
+        }
         None => {
             eprintln!(
                 "rewardlens: the desktop app is not part of this build yet; use a subcommand (see `rewardlens --help`)"

@@ -34,10 +34,27 @@ pub struct BenchArgs {
     /// Timed repetitions per measurement (after one warm-up); the median is reported.
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
+    /// Instead: score N synthetic images on the scoring worker, then rerank them with a new prompt
+    /// from the image-embedding cache, and compare (a full-size random-weight model is written to a
+    /// temporary folder when no --model is given).
+    #[arg(long, value_name = "N")]
+    pub rerank: Option<usize>,
+    /// Images per forward pass for --rerank; by default the worker's choice for the device.
+    #[arg(long, requires = "rerank")]
+    pub batch: Option<usize>,
 }
 
 /// Runs the benchmark and prints its table.
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(count) = args.rerank {
+        return super::bench_rerank::run(
+            args.model.as_deref(),
+            &args.device,
+            Some(args.dtype.clone()),
+            args.batch,
+            count.max(1),
+        );
+    }
     let dtype = model::parse_dtype(&args.dtype)?;
     let device = model::select_device(&args.device)?;
     let started = Instant::now();
@@ -48,7 +65,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             (loaded.model, loaded.tokenizer, format!("{}", loaded.files.weights.display()))
         }
         None => {
-            let store = WeightStore::Random { std: 0.02 };
+            let store = WeightStore::random(0.02);
             let net = ImageReward::new(
                 &VisionConfig::vit_large_224(),
                 &MedConfig::bert_base(),

@@ -1,6 +1,7 @@
 //! Subcommands of the `rewardlens` binary.
 
 pub mod bench;
+pub mod bench_rerank;
 pub mod interrupt;
 pub mod meta;
 pub mod scan;

@@ -73,8 +73,9 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
 /// Scans, then watches until Ctrl-C, printing one line per change.
 fn watch(db: &Path, folders: Vec<PathBuf>, options: ScanOptions) -> anyhow::Result<ExitCode> {
     stop_flag();
-    let (watcher, events) = LibraryWatcher::start(db, folders, WatchOptions { scan: options, ..WatchOptions::default() })
-        .context("cannot start watching")?;
+    let (watcher, events) =
+        LibraryWatcher::start(db, folders, WatchOptions { scan: options, ..WatchOptions::default() })
+            .context("cannot start watching")?;
     eprintln!("watching; Ctrl-C to stop");
     while !stopped() {
         let Ok(event) = events.recv_timeout(Duration::from_millis(200)) else { continue };

@@ -240,11 +240,7 @@ pub fn import_paths(
     let mut report = ScanReport::default();
     let folders = store.folders()?;
     let folder_of = |path: &Path| {
-        folders
-            .iter()
-            .filter(|f| path.starts_with(&f.path))
-            .max_by_key(|f| f.path.as_os_str().len())
-            .map(|f| f.id)
+        folders.iter().filter(|f| path.starts_with(&f.path)).max_by_key(|f| f.path.as_os_str().len()).map(|f| f.id)
     };
     let mut files = Vec::new();
     let mut gone = Vec::new();

@@ -441,6 +441,16 @@ impl Store {
             .map_err(self.err())
     }
 
+    /// How many scores a model has stored (for progress and tests).
+    pub fn scored_count(&self, model_id: &str) -> Result<i64, StoreError> {
+        self.read(|c| c.query_row("SELECT count(*) FROM scores WHERE model_id = ?1", [model_id], |r| r.get(0)))
+    }
+
+    /// SQLite's own consistency check: `"ok"` for a whole database.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        self.read(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
+    }
+
     /// Sets the user's ratings of the image with this content.
     pub fn set_rating(&mut self, content_hash: &str, rating: Rating) -> Result<(), StoreError> {
         self.write(|tx| {

@@ -251,13 +251,13 @@ impl SourceImage {
             PillowPixels::La(v) => v.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0], p[1]]).collect(),
             PillowPixels::Rgb(v) => v.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
             PillowPixels::Rgba(v) => v.clone(),
-            PillowPixels::Palette { indices, palette } => {
-                indices.iter().flat_map(|&i| {
+            PillowPixels::Palette { indices, palette } => indices
+                .iter()
+                .flat_map(|&i| {
                     let [r, g, b] = palette[usize::from(i)];
                     [r, g, b, 255]
                 })
-                .collect()
-            }
+                .collect(),
             PillowPixels::I16(v) => v.iter().flat_map(|&g| gray(g.to_be_bytes()[0])).collect(),
         }
     }
@@ -301,19 +301,31 @@ pub fn read_image_file(path: &Path) -> Result<Vec<u8>, PreprocessError> {
     std::fs::read(path).map_err(read_error)
 }
 
+/// Checks, without decoding, that the bytes are not empty and start like a PNG, JPEG or WebP
+/// image, so a non-image is reported as such before anything else is looked at.
+pub fn check_format(bytes: &[u8]) -> Result<(), DecodeError> {
+    if bytes.is_empty() {
+        Err(DecodeError::Empty)
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n")
+        || bytes.starts_with(&[0xFF, 0xD8, 0xFF])
+        || (bytes.len() >= 12 && bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WEBP")
+    {
+        Ok(())
+    } else {
+        Err(DecodeError::UnsupportedFormat)
+    }
+}
+
 /// Decodes PNG, JPEG or WebP bytes into the Pillow mode the reference would see; the declared
 /// size is checked before any pixel buffer is allocated.
 pub fn decode_image(bytes: &[u8]) -> Result<SourceImage, DecodeError> {
-    if bytes.is_empty() {
-        Err(DecodeError::Empty)
-    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+    check_format(bytes)?;
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         decode_png(bytes)
     } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         decode_jpeg(bytes)
-    } else if bytes.len() >= 12 && bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WEBP" {
-        decode_webp(bytes)
     } else {
-        Err(DecodeError::UnsupportedFormat)
+        decode_webp(bytes)
     }
 }
 

@@ -43,6 +43,9 @@ pub enum WeightStore {
     Random {
         /// Standard deviation of the weights.
         std: f32,
+        /// When set, every tensor drawn is also kept by name (stored layout), so a random model
+        /// can be written out as a weight file for benchmarks.
+        record: Option<Mutex<Vec<(String, Tensor)>>>,
     },
 }
 
@@ -176,7 +179,7 @@ impl WeightStore {
     /// Reads one tensor, checks its shape, converts it to `dtype` on `device`.
     pub fn get(&self, key: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor, ModelError> {
         let Self::File { path, index, used, .. } = self else {
-            return self.random(key, shape, dtype, device);
+            return self.draw(key, shape, dtype, device);
         };
         self.check_shape(key, shape)?;
         let cpu = match (self.raw(key), index) {
@@ -209,9 +212,13 @@ impl WeightStore {
         dtype: DType,
         device: &Device,
     ) -> Result<Tensor, ModelError> {
-        if let Self::Random { .. } = self {
+        if let Self::Random { record, .. } = self {
+            if record.is_some() {
+                // Recorded in the stored `[out, in]` layout, as a checkpoint holds it.
+                return Ok(self.draw(key, &shape, dtype, device)?.t()?.contiguous()?);
+            }
             // Random values need no transposing: draw them in the final layout.
-            return self.random(key, &[shape[1], shape[0]], dtype, device);
+            return self.draw(key, &[shape[1], shape[0]], dtype, device);
         }
         if let Self::File { used, .. } = self
             && let Some(raw) = self.raw(key)
@@ -239,9 +246,9 @@ impl WeightStore {
         Ok(self.get(key, &shape, dtype, device)?.t()?.contiguous()?)
     }
 
-    fn random(&self, key: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor, ModelError> {
+    fn draw(&self, key: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor, ModelError> {
         let std = match self {
-            Self::Random { std } => *std,
+            Self::Random { std, .. } => *std,
             Self::File { .. } => 0.0,
         };
         let is_norm_scale = key.ends_with("LayerNorm.weight") || (key.ends_with(".weight") && key.contains("norm"));
@@ -250,7 +257,30 @@ impl WeightStore {
         } else {
             Tensor::randn(0f32, std, shape, device)?
         };
+        if let Self::Random { record: Some(record), .. } = self {
+            record.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((key.to_string(), t.clone()));
+        }
         Ok(t.to_dtype(dtype)?)
+    }
+
+    /// Normal(0, `std`) weights for timing the architecture.
+    pub fn random(std: f32) -> Self {
+        Self::Random { std, record: None }
+    }
+
+    /// Random weights that are also kept, for [`WeightStore::take_recorded`].
+    pub fn recording(std: f32) -> Self {
+        Self::Random { std, record: Some(Mutex::new(Vec::new())) }
+    }
+
+    /// The tensors a recording store drew, by key, in checkpoint layout.
+    pub fn take_recorded(&self) -> Vec<(String, Tensor)> {
+        match self {
+            Self::Random { record: Some(record), .. } => {
+                std::mem::take(&mut *record.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Runs `f` on a tensor's bytes in the mapping, then gives the pages back.

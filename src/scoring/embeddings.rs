@@ -96,7 +96,8 @@ fn parse(bytes: &[u8]) -> Option<ImageEmbedding> {
     }
     let tokens = u32::from_le_bytes(header[8..12].try_into().ok()?) as usize;
     let width = u32::from_le_bytes(header[12..16].try_into().ok()?) as usize;
-    if payload.len() != tokens.checked_mul(width)?.checked_mul(2)? || blake3::hash(payload).as_bytes() != &header[16..] {
+    if payload.len() != tokens.checked_mul(width)?.checked_mul(2)? || blake3::hash(payload).as_bytes() != &header[16..]
+    {
         return None;
     }
     let values = payload.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]])).collect();

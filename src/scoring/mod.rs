@@ -2,8 +2,10 @@
 //! with image tokens cached on disk so a new prompt reranks with the text part alone. No GUI
 //! dependency; the CLI and the app share this code path.
 
+pub(crate) mod backend;
 pub mod embeddings;
 pub(crate) mod prepare;
+pub mod remote;
 pub mod scorer;
 pub mod worker;
 

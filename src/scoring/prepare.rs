@@ -65,7 +65,11 @@ pub(crate) fn prepare(input: &PrepareInput, lookup: &Lookup) -> Result<Prepared,
     // Known content and prompt: the store or the cache may answer without touching the file.
     if let (Some(hash), Some(prompt)) = (&input.content_hash, &input.prompt) {
         if let Some(score) = stored_score(lookup, hash, prompt) {
-            return Ok(Prepared { content_hash: hash.clone(), prompt: prompt.clone(), input: ModelInput::Stored(score) });
+            return Ok(Prepared {
+                content_hash: hash.clone(),
+                prompt: prompt.clone(),
+                input: ModelInput::Stored(score),
+            });
         }
         if let Some(embedding) = lookup.embeddings.and_then(|c| c.get(hash)) {
             return Ok(Prepared {
@@ -76,6 +80,7 @@ pub(crate) fn prepare(input: &PrepareInput, lookup: &Lookup) -> Result<Prepared,
         }
     }
     let bytes = preprocess::read_image_file(path).map_err(|e| e.to_string())?;
+    preprocess::check_format(&bytes).map_err(|e| e.at(path).to_string())?;
     let content_hash = blake3::hash(&bytes).to_hex().to_string();
     let no_prompt = |why: String| format!("{}: {why}; give a prompt to score it", path.display());
     let prompt = match &input.prompt {

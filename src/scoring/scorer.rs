@@ -122,7 +122,12 @@ impl Scorer {
 
     /// After a GPU failure at run time: the same model on the CPU.
     pub fn reload_on_cpu(&self) -> Result<Self, ModelError> {
-        Self::load_on(&self.spec, &Device::Cpu)
+        Self::load_cpu(&self.spec)
+    }
+
+    /// `spec` on the CPU (f32 unless the CPU itself was asked for in another dtype).
+    pub fn load_cpu(spec: &ModelSpec) -> Result<Self, ModelError> {
+        Self::load_on(spec, &Device::Cpu)
     }
 
     /// The id scores and cached tokens are stored under.

@@ -16,14 +16,22 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::backend::Backend;
 use super::embeddings::{EmbeddingCache, ImageEmbedding};
 use super::prepare::{Lookup, ModelInput, PrepareInput, Prepared, prepare};
-use super::scorer::{ModelSpec, Scorer};
+use super::scorer::ModelSpec;
 use crate::library::store::Store;
 use crate::model::PromptTokens;
 
 /// Commands waiting in the channel before [`ScoringWorker::try_submit`] reports "busy".
 pub const COMMAND_QUEUE: usize = 64;
+
+/// Text-only batches (cached image tokens) are this many times the device batch: each image costs
+/// about a tenth of a full pass, so a larger batch keeps the GEMMs efficient at the same latency.
+const CACHED_BATCH_FACTOR: usize = 2;
+
+/// Images prepared ahead of the model, in device batches.
+const LOOKAHEAD_BATCHES: usize = 4;
 
 /// Identifies a request; increases with every submission.
 pub type Ticket = u64;
@@ -374,7 +382,7 @@ struct ReadyJob {
 
 /// The loaded model with what goes with it.
 struct Loaded {
-    scorer: Scorer,
+    scorer: Backend,
     embeddings: Option<Arc<EmbeddingCache>>,
 }
 
@@ -393,6 +401,8 @@ struct Run {
     queues: [VecDeque<Job>; 3],
     tickets: HashMap<Ticket, TicketCounts>,
     in_flight: usize,
+    /// `in_flight` by priority, so a batch waits for more urgent images still being prepared.
+    in_flight_by: [usize; 3],
     ready_pixels: VecDeque<(ReadyJob, Vec<f32>)>,
     ready_cached: VecDeque<(ReadyJob, ImageEmbedding)>,
     paused: bool,
@@ -412,7 +422,7 @@ impl WorkerState {
 
     fn load(&self, spec: &ModelSpec) -> Option<Loaded> {
         self.emit(ScoringEvent::Model(ModelState::Loading { path: spec.path.clone() }));
-        match Scorer::load(spec) {
+        match Backend::load(spec) {
             Ok((scorer, note)) => {
                 let embeddings = self.open_embeddings(&scorer);
                 self.announce(&scorer, note);
@@ -425,7 +435,7 @@ impl WorkerState {
         }
     }
 
-    fn announce(&self, scorer: &Scorer, note: Option<String>) {
+    fn announce(&self, scorer: &Backend, note: Option<String>) {
         self.emit(ScoringEvent::Model(ModelState::Ready {
             model_id: scorer.model_id().to_string(),
             device: scorer.device_name().to_string(),
@@ -435,7 +445,7 @@ impl WorkerState {
         }));
     }
 
-    fn open_embeddings(&self, scorer: &Scorer) -> Option<Arc<EmbeddingCache>> {
+    fn open_embeddings(&self, scorer: &Backend) -> Option<Arc<EmbeddingCache>> {
         let (root, cap) = self.config.embedding_cache.as_ref()?;
         match EmbeddingCache::open(root, scorer.model_id(), *cap) {
             Ok(cache) => Some(Arc::new(cache)),
@@ -461,6 +471,7 @@ impl WorkerState {
             queues: [VecDeque::new(), VecDeque::new(), VecDeque::new()],
             tickets: HashMap::new(),
             in_flight: 0,
+            in_flight_by: [0; 3],
             ready_pixels: VecDeque::new(),
             ready_cached: VecDeque::new(),
             paused: false,
@@ -507,6 +518,7 @@ impl WorkerState {
                 while run.in_flight > 0 {
                     let Ok(decoded) = decoded_rx.recv() else { break };
                     run.in_flight -= 1;
+                    run.in_flight_by[decoded.job.priority as usize] -= 1;
                     run.ready_pixels.push_back((
                         ReadyJob { job: decoded.job, content_hash: String::new(), prompt: String::new() },
                         Vec::new(),
@@ -519,23 +531,29 @@ impl WorkerState {
             // Collect decoded images; wait briefly for one when a batch cannot be formed yet.
             let batch = model.scorer.batch();
             loop {
-                let next = if run.in_flight > 0 && run.ready_len() < batch && !run.paused {
+                let short = run.ready_pixels.len() < batch && run.ready_cached.len() < CACHED_BATCH_FACTOR * batch;
+                let next = if run.in_flight > 0 && !run.paused && (short || run.urgent_in_flight(batch)) {
                     decoded_rx.recv_timeout(Duration::from_millis(20)).ok()
                 } else {
                     decoded_rx.try_recv().ok()
                 };
                 let Some(decoded) = next else { break };
                 run.in_flight -= 1;
+                run.in_flight_by[decoded.job.priority as usize] -= 1;
                 self.take_decoded(&mut run, decoded);
-                if run.ready_len() >= batch {
+                if !run.urgent_in_flight(batch)
+                    && (run.ready_pixels.len() >= batch || run.ready_cached.len() >= CACHED_BATCH_FACTOR * batch)
+                {
                     break;
                 }
             }
-            if run.paused {
+            // Something more urgent than every prepared image is still being prepared: wait for it.
+            if run.paused || run.urgent_in_flight(batch) {
                 continue;
             }
             let more_coming = run.in_flight > 0 || run.queues.iter().any(|q| !q.is_empty());
-            if run.ready_cached.len() >= batch || (!more_coming && !run.ready_cached.is_empty()) {
+            let cached_batch = CACHED_BATCH_FACTOR * batch;
+            if run.ready_cached.len() >= cached_batch || (!more_coming && !run.ready_cached.is_empty()) {
                 self.run_cached_batch(&mut run, model, store.as_ref());
             }
             if run.ready_pixels.len() >= batch || (!more_coming && !run.ready_pixels.is_empty()) {
@@ -571,12 +589,12 @@ impl WorkerState {
         self.finish_if_done(run, ticket);
     }
 
-    /// Starts preparing queued jobs, most urgent first, keeping two batches in flight.
+    /// Starts preparing queued jobs, most urgent first, keeping a few batches in flight.
     fn feed(&self, run: &mut Run, model: &Loaded, store: Option<&Arc<Mutex<Store>>>, tx: &Sender<Decoded>) {
         if run.paused {
             return;
         }
-        let lookahead = 2 * model.scorer.batch();
+        let lookahead = LOOKAHEAD_BATCHES * model.scorer.batch();
         while run.in_flight + run.ready_len() < lookahead {
             let Some(job) = run.queues.iter_mut().find_map(VecDeque::pop_front) else { break };
             if self.is_stale(job.ticket, job.priority) {
@@ -584,6 +602,7 @@ impl WorkerState {
                 continue;
             }
             run.in_flight += 1;
+            run.in_flight_by[job.priority as usize] += 1;
             let tx = tx.clone();
             let store = store.cloned();
             let embeddings = model.embeddings.clone();
@@ -624,7 +643,12 @@ impl WorkerState {
     }
 
     /// Takes up to a batch of fresh jobs from a ready queue, dropping stale ones.
-    fn take_batch<T>(&self, run: &mut Run, which: fn(&mut Run) -> &mut VecDeque<(ReadyJob, T)>, batch: usize) -> Vec<(ReadyJob, T)> {
+    fn take_batch<T>(
+        &self,
+        run: &mut Run,
+        which: fn(&mut Run) -> &mut VecDeque<(ReadyJob, T)>,
+        batch: usize,
+    ) -> Vec<(ReadyJob, T)> {
         let mut out = Vec::with_capacity(batch);
         while out.len() < batch {
             let Some(item) = which(run).pop_front() else { break };
@@ -639,7 +663,12 @@ impl WorkerState {
 
     /// Tokens for each job's prompt (tokenised once per prompt); a prompt that cannot be tokenised
     /// fails its jobs.
-    fn prompts_for<T>(&self, run: &mut Run, model: &Loaded, items: Vec<(ReadyJob, T)>) -> (Vec<(ReadyJob, T)>, Vec<PromptTokens>) {
+    fn prompts_for<T>(
+        &self,
+        run: &mut Run,
+        model: &Loaded,
+        items: Vec<(ReadyJob, T)>,
+    ) -> (Vec<(ReadyJob, T)>, Vec<PromptTokens>) {
         let mut kept = Vec::with_capacity(items.len());
         let mut prompts = Vec::with_capacity(items.len());
         for (ready, payload) in items {
@@ -660,7 +689,11 @@ impl WorkerState {
                         t
                     }
                     Err(e) => {
-                        self.fail(run, &ready.job, format!("{}: cannot tokenise its prompt: {e}", ready.job.input.path.display()));
+                        self.fail(
+                            run,
+                            &ready.job,
+                            format!("{}: cannot tokenise its prompt: {e}", ready.job.input.path.display()),
+                        );
                         continue;
                     }
                 },
@@ -677,17 +710,14 @@ impl WorkerState {
     }
 
     fn run_cached_batch(&self, run: &mut Run, model: &mut Loaded, store: Option<&Arc<Mutex<Store>>>) {
-        let batch = model.scorer.batch();
+        let batch = CACHED_BATCH_FACTOR * model.scorer.batch();
         let items = self.take_batch(run, |r| &mut r.ready_cached, batch);
         let (items, prompts) = self.prompts_for(run, model, items);
         if items.is_empty() {
             return;
         }
         let embeddings: Vec<&ImageEmbedding> = items.iter().map(|(_, e)| e).collect();
-        let result = self.with_fallback(model, |scorer| {
-            let tokens = scorer.from_embeddings(&embeddings)?;
-            scorer.score_tokens(&prompts, &tokens)
-        });
+        let result = self.with_fallback(model, |scorer| scorer.score_embeddings(&prompts, &embeddings));
         match result {
             Ok(scores) => {
                 self.stats.cached_token_images.fetch_add(items.len() as u64, Ordering::Relaxed);
@@ -709,11 +739,7 @@ impl WorkerState {
             return;
         }
         let pixels: Vec<&[f32]> = items.iter().map(|(_, p)| p.as_slice()).collect();
-        let result = self.with_fallback(model, |scorer| {
-            let tokens = scorer.image_tokens(&pixels)?;
-            let scores = scorer.score_tokens(&prompts, &tokens)?;
-            Ok((scores, scorer.to_embeddings(&tokens)?))
-        });
+        let result = self.with_fallback(model, |scorer| scorer.score_pixels(&prompts, &pixels));
         match result {
             Ok((scores, embeddings)) => {
                 self.stats.image_tower_images.fetch_add(items.len() as u64, Ordering::Relaxed);
@@ -726,9 +752,8 @@ impl WorkerState {
                     self.pool.spawn(move || {
                         for (hash, embedding) in entries {
                             if let Err(e) = cache.put(&hash, &embedding) {
-                                let _ = events.send(ScoringEvent::Warning {
-                                    message: format!("cannot cache image tokens: {e}"),
-                                });
+                                let _ = events
+                                    .send(ScoringEvent::Warning { message: format!("cannot cache image tokens: {e}") });
                                 break;
                             }
                         }
@@ -744,20 +769,23 @@ impl WorkerState {
         }
     }
 
-    /// Runs `f`; when it fails on a GPU, reloads the model on the CPU, says why, and runs it there.
+    /// Runs `f`; when it fails on a GPU (or the GPU helper dies), reloads the model in-process on
+    /// the CPU, says why, and runs it there.
     fn with_fallback<T>(
         &self,
         model: &mut Loaded,
-        f: impl Fn(&Scorer) -> Result<T, crate::model::ModelError>,
-    ) -> Result<T, crate::model::ModelError> {
-        match f(&model.scorer) {
+        mut f: impl FnMut(&mut Backend) -> Result<T, String>,
+    ) -> Result<T, String> {
+        match f(&mut model.scorer) {
             Ok(v) => Ok(v),
             Err(e) if model.scorer.on_gpu() => {
-                let cpu = model.scorer.reload_on_cpu()?;
-                let note = format!("the {} failed while scoring ({e}); now scoring on the CPU", model.scorer.device_name());
+                let cpu = model.scorer.cpu_fallback().map_err(|e| e.to_string())?;
+                let note =
+                    format!("the {} failed while scoring ({e}); now scoring on the CPU", model.scorer.device_name());
                 self.announce(&cpu, Some(note));
+                // Dropping the old backend stops a GPU helper that is still alive.
                 model.scorer = cpu;
-                f(&model.scorer)
+                f(&mut model.scorer)
             }
             Err(e) => Err(e),
         }
@@ -779,7 +807,8 @@ impl WorkerState {
                 .zip(scores)
                 .map(|((r, _), s)| (r.content_hash.as_str(), r.prompt.as_str(), f64::from(*s)))
                 .collect();
-            let saved = store.lock().unwrap_or_else(PoisonError::into_inner).record_scores(model.scorer.model_id(), &rows);
+            let saved =
+                store.lock().unwrap_or_else(PoisonError::into_inner).record_scores(model.scorer.model_id(), &rows);
             if let Err(e) = saved {
                 self.emit(ScoringEvent::Warning { message: format!("scores were computed but not saved: {e}") });
             }
@@ -859,8 +888,12 @@ impl WorkerState {
     /// After a model change, prepared work goes back to the front of its queue (stored scores and
     /// cached tokens belong to the old model).
     fn requeue_ready(&self, run: &mut Run) {
-        let jobs: Vec<Job> =
-            run.ready_pixels.drain(..).map(|(r, _)| r.job).chain(run.ready_cached.drain(..).map(|(r, _)| r.job)).collect();
+        let jobs: Vec<Job> = run
+            .ready_pixels
+            .drain(..)
+            .map(|(r, _)| r.job)
+            .chain(run.ready_cached.drain(..).map(|(r, _)| r.job))
+            .collect();
         for job in jobs.into_iter().rev() {
             run.queues[job.priority as usize].push_front(job);
         }
@@ -870,6 +903,26 @@ impl WorkerState {
 impl Run {
     fn ready_len(&self) -> usize {
         self.ready_pixels.len() + self.ready_cached.len()
+    }
+
+    /// Whether a batch now would take less urgent prepared images while more urgent ones, not
+    /// enough yet to fill it, are still being prepared.
+    fn urgent_in_flight(&self, batch: usize) -> bool {
+        let Some(flying) = (0..3).find(|&p| self.in_flight_by[p] > 0) else { return false };
+        let ready = self
+            .ready_pixels
+            .iter()
+            .map(|(r, _)| r.job.priority)
+            .chain(self.ready_cached.iter().map(|(r, _)| r.job.priority));
+        let (mut as_urgent, mut less_urgent) = (0, 0);
+        for p in ready {
+            if p as usize <= flying {
+                as_urgent += 1;
+            } else {
+                less_urgent += 1;
+            }
+        }
+        less_urgent > 0 && as_urgent < batch
     }
 
     fn is_idle(&self) -> bool {

@@ -7,3 +7,4 @@ mod meta;
 mod parity;
 mod scan;
 mod util;
+mod worker;
