@@ -570,6 +570,20 @@ fn ends_whole(format: &str, head: &[u8], tail: &[u8], len: u64) -> bool {
     }
 }
 
+/// `len` bytes of xorshift noise from `seed`: pixels that compress about as badly as generated
+/// images, for benchmarks and tests.
+pub fn noise_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
 /// Writes `count` distinct 8×8 PNGs named `img_NNNNNN.png` into `dir`, for benchmarks and tests.
 pub fn write_synthetic_pngs(dir: &Path, count: usize) -> std::io::Result<()> {
     write_synthetic_pngs_sized(dir, count, 8)
@@ -588,16 +602,8 @@ pub fn write_synthetic_pngs_sized(dir: &Path, count: usize, side_px: u32) -> std
             .add_text_chunk("parameters".to_string(), format!("synthetic image {}\nSteps: 20, Seed: {i}", i % 50))
             .map_err(std::io::Error::other)?;
         let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
-        // xorshift noise seeded by the index; the first bytes hold the index so every file differs.
-        let mut state = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut pixels: Vec<u8> = (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state.to_le_bytes()[0]
-            })
-            .collect();
+        // Noise seeded by the index; the first bytes hold the index so every file differs.
+        let mut pixels = noise_bytes((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), len);
         let id = (i as u64).to_le_bytes();
         let n = id.len().min(len);
         pixels[..n].copy_from_slice(&id[..n]);

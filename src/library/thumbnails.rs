@@ -351,15 +351,8 @@ mod tests {
     /// transparent corner.
     fn write_png(path: &Path, side: u32, alpha: bool) {
         let channels = if alpha { 4 } else { 3 };
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut pixels: Vec<u8> = (0..side as usize * side as usize * channels)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state.to_le_bytes()[0]
-            })
-            .collect();
+        let mut pixels =
+            crate::library::scan::noise_bytes(0x2545_F491_4F6C_DD1D, side as usize * side as usize * channels);
         if alpha {
             pixels[3] = 0;
         }

@@ -38,3 +38,49 @@ fn scan_refuses_a_missing_folder_argument() {
     let out = rewardlens(&["scan"]);
     assert!(!out.status.success());
 }
+
+#[cfg(unix)]
+#[test]
+fn scan_watch_imports_new_files_until_ctrl_c() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    let source = tmp.path().join("source");
+    std::fs::create_dir(&images).unwrap();
+    std::fs::create_dir(&source).unwrap();
+    rewardlens::library::scan::write_synthetic_pngs(&images, 2).unwrap();
+    rewardlens::library::scan::write_synthetic_pngs(&source, 3).unwrap();
+    let db = tmp.path().join("lib.sqlite3");
+    let mut child = crate::util::rewardlens_command()
+        .args(["scan", "--watch", "--db", db.to_str().unwrap(), images.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let store_has = |name: &str| {
+        rewardlens::library::store::Store::open(&db)
+            .ok()
+            .and_then(|s| s.image_by_path(&images.canonicalize().unwrap().join(name)).ok().flatten())
+            .is_some()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !store_has("img_000001.png") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::fs::copy(source.join("img_000002.png"), images.join("new.png")).unwrap();
+    while !store_has("new.png") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(store_has("new.png"), "the new file was not imported");
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(exit.success(), "{exit:?} {stderr}");
+    assert!(stdout.contains("added 2"), "{stdout}");
+    assert!(stdout.contains("changed: added 1"), "{stdout}");
+    assert!(stderr.contains("stopping"), "{stderr}");
+}
