@@ -21,6 +21,9 @@ pub fn has_image_extension(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
+/// Why a FIFO, socket or device named like an image is skipped.
+const NOT_A_FILE: &str = "not a regular file (a FIFO, socket or device); skipped";
+
 /// Expands files and folders (recursively, not following symlinked folders so loops cannot
 /// trap us) into a sorted list of image files, with one error per unlistable path.
 pub fn collect_images(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<WalkError>) {
@@ -57,14 +60,18 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<WalkError>) {
         let path = entry.path();
         match entry.file_type() {
             Ok(t) if t.is_dir() => walk(&path, files, errors),
-            Ok(t) if t.is_symlink() => {
-                // Follow links to files, never links to folders.
-                if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) && has_image_extension(&path) {
-                    files.push(path);
-                }
-            }
-            // Regular files only: a FIFO named like an image would block the first reader.
+            // Follow links to files, never links to folders (a loop could trap us).
+            Ok(t) if t.is_symlink() && has_image_extension(&path) => match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => files.push(path),
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => errors.push(WalkError { path, reason: NOT_A_FILE.to_string() }),
+                Err(e) => errors.push(WalkError { path, reason: format!("broken or looping symbolic link: {e}") }),
+            },
             Ok(t) if t.is_file() && has_image_extension(&path) => files.push(path),
+            // Regular files only: a FIFO named like an image would block the first reader.
+            Ok(t) if !t.is_dir() && !t.is_symlink() && !t.is_file() && has_image_extension(&path) => {
+                errors.push(WalkError { path, reason: NOT_A_FILE.to_string() });
+            }
             Ok(_) => {}
             Err(e) => errors.push(WalkError { path, reason: e.to_string() }),
         }

@@ -17,7 +17,8 @@ use std::time::UNIX_EPOCH;
 use rayon::prelude::*;
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::metadata::{generation_params_from_bytes, prompt_group_key};
+use super::metadata::container::raw_metadata_from_bytes;
+use super::metadata::{malformed_metadata, parse_raw, prompt_group_key};
 use super::store::{ImageRecord, Store, StoreError, move_image_tx, now_secs, path_text, upsert_image_tx};
 use crate::files::{collect_images, has_image_extension};
 use crate::model::preprocess::{MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE_PX};
@@ -114,8 +115,10 @@ struct Job {
 enum Outcome {
     /// Size and mtime match; `restore` when the row was missing and the file is back.
     Unchanged { path: PathBuf, restore: bool, error: Option<String> },
-    /// A file read (or failed to read) and ready to write; `is_new` when it had no row.
-    Read { record: Box<ImageRecord>, is_new: bool },
+    /// A file read (or failed to read) and ready to write; `is_new` when it had no row. `notes`
+    /// are problems worth reporting that do not make the image unusable (damaged metadata, a
+    /// misleading extension).
+    Read { record: Box<ImageRecord>, is_new: bool, notes: Vec<String> },
 }
 
 /// Scans `folders` (added as watched folders if new) into `store`, calling `progress` as files finish and stopping soon after `cancel`
@@ -388,10 +391,13 @@ fn write_outcomes(
                     batch.push(outcome);
                 }
             }
-            Outcome::Read { record, .. } => {
+            Outcome::Read { record, notes, .. } => {
                 if let Some(reason) = &record.error {
                     report.errors += 1;
                     report.issues.push(ScanIssue { path: record.path.clone(), reason: reason.clone() });
+                }
+                for note in notes {
+                    report.issues.push(ScanIssue { path: record.path.clone(), reason: note.clone() });
                 }
                 batch.push(outcome);
             }
@@ -421,7 +427,7 @@ fn write_batch(store: &mut Store, batch: &mut Vec<Outcome>, report: &mut ScanRep
                     tx.prepare_cached("UPDATE images SET missing = 0, updated_at = ?2 WHERE path = ?1")?
                         .execute(params![path.to_string_lossy(), now_secs()])?;
                 }
-                Outcome::Read { record, is_new } => {
+                Outcome::Read { record, is_new, .. } => {
                     // Reported already; a lossy path would be a row no rescan can find again.
                     let Some(path) = record.path.to_str() else { continue };
                     // A row at this path under another (overlapping) folder is updated, not moved onto.
@@ -475,7 +481,7 @@ fn examine(job: &Job) -> Outcome {
     let is_new = job.known.is_none();
     let fail = |mut record: ImageRecord, reason: String| {
         record.error = Some(reason);
-        Outcome::Read { record: Box::new(record), is_new }
+        Outcome::Read { record: Box::new(record), is_new, notes: Vec::new() }
     };
     if path_text(&job.path).is_err() {
         return fail(record, "path is not valid UTF-8".to_string());
@@ -512,7 +518,12 @@ fn examine(job: &Job) -> Outcome {
         Err(e) => return fail(record, format!("cannot read: {e}")),
     };
     record.content_hash = Some(blake3::hash(&bytes).to_hex().to_string());
-    match generation_params_from_bytes(&job.path, &bytes) {
+    let mut notes = Vec::new();
+    let params = raw_metadata_from_bytes(&job.path, &bytes).map(|raw| {
+        notes.extend(malformed_metadata(&raw));
+        parse_raw(&raw)
+    });
+    match params {
         Ok(Some(params)) => {
             record.generator.clone_from(&params.generator);
             record.prompt.clone_from(&params.prompt);
@@ -526,7 +537,23 @@ fn examine(job: &Job) -> Outcome {
     if let Err(reason) = read_header(&bytes, &mut record) {
         return fail(record, reason);
     }
-    Outcome::Read { record: Box::new(record), is_new }
+    if let Some(format) = &record.format
+        && !extension_matches(&job.path, format)
+    {
+        notes.push(format!("the file is a {} image despite its extension; imported as such", format.to_uppercase()));
+    }
+    Outcome::Read { record: Box::new(record), is_new, notes }
+}
+
+/// Whether a file's extension names its real format.
+fn extension_matches(path: &Path, format: &str) -> bool {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match format {
+        "png" => ext == "png",
+        "jpeg" => ext == "jpg" || ext == "jpeg",
+        "webp" => ext == "webp",
+        _ => true,
+    }
 }
 
 /// Fills format and dimensions from the header (no pixel decode) and checks the file is whole.
@@ -784,6 +811,48 @@ mod tests {
         // Unchanged bad files are not read again but still reported.
         let again = scan(&mut store, &images);
         assert_eq!((again.unchanged, again.issues.len()), (6, 4), "{again:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn fifos_link_loops_unreadable_misnamed_and_damaged_metadata_are_each_reported() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_tmp, images, mut store) = setup(2);
+        let fifo = images.join("pipe.png");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let self_loop = images.join("loop.png");
+        std::os::unix::fs::symlink(&self_loop, &self_loop).unwrap();
+        std::os::unix::fs::symlink(&images, images.join("back-up")).unwrap();
+        let misnamed = images.join("really_a_png.jpg");
+        std::fs::copy(images.join("img_000000.png"), &misnamed).unwrap();
+        let damaged = images.join("damaged.png");
+        std::fs::write(
+            &damaged,
+            crate::library::metadata::container::tests::png_with_text(&[("prompt", "{\"3\": {\"class_type\": ")]),
+        )
+        .unwrap();
+        let locked = images.join("locked.png");
+        std::fs::copy(images.join("img_000001.png"), &locked).unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+        // Root reads anything: then this part of the test says nothing.
+        let unreadable = std::fs::read(&locked).is_err();
+
+        let report = scan(&mut store, &images);
+        let reason =
+            |path: &Path| report.issues.iter().find(|i| i.path == path).map(|i| i.reason.clone()).unwrap_or_default();
+        assert!(reason(&fifo).contains("not a regular file"), "{report:?}");
+        assert!(reason(&self_loop).contains("symbolic link"), "{report:?}");
+        assert!(reason(&misnamed).contains("PNG image despite its extension"), "{report:?}");
+        assert!(reason(&damaged).contains("malformed `prompt` metadata"), "{report:?}");
+        if unreadable {
+            assert!(reason(&locked).contains("cannot read"), "{report:?}");
+        }
+        // The misnamed and the damaged files are still images in the library.
+        assert!(store.image_by_path(&misnamed).unwrap().unwrap().record.error.is_none());
+        assert!(store.image_by_path(&damaged).unwrap().unwrap().record.error.is_none());
+        // The folder loop was not followed.
+        assert!(report.issues.iter().all(|i| !i.path.starts_with(images.join("back-up"))), "{report:?}");
+        assert_eq!(report.seen, 5, "{report:?}");
     }
 
     #[test]

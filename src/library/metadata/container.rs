@@ -377,7 +377,7 @@ fn decode_utf16_guessing_order(payload: &[u8], tiff_big_endian: bool) -> String 
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Cursor;
 

@@ -106,6 +106,23 @@ pub fn generation_params_from_bytes(path: &Path, bytes: &[u8]) -> Result<Option<
     Ok(parse_raw(&raw))
 }
 
+/// Metadata entries that should hold JSON but do not parse (even with NaN/Infinity tolerated),
+/// each as a line naming the key and the parser's complaint, so a scan can report damaged metadata
+/// instead of silently finding no prompt.
+pub fn malformed_metadata(raw: &RawMetadata) -> Vec<String> {
+    const JSON_KEYS: [&str; 5] = ["prompt", "workflow", "invokeai_metadata", "sd-metadata", "sui_image_params"];
+    raw.entries
+        .iter()
+        .filter(|(key, text)| JSON_KEYS.contains(&key.as_str()) && text.trim_start().starts_with(['{', '[']))
+        .filter_map(|(key, text)| {
+            let err = serde_json::from_str::<serde_json::Value>(text).err()?;
+            serde_json::from_str::<serde_json::Value>(&replace_bare_non_finite(text))
+                .is_err()
+                .then(|| format!("malformed `{key}` metadata ({err}); the prompt may be missing"))
+        })
+        .collect()
+}
+
 /// Picks the parser for what a file carries, most specific format first (`peers.md` §2.9).
 pub fn parse_raw(raw: &RawMetadata) -> Option<GenerationParams> {
     // Text that may hold any of several formats: PNG `parameters`, EXIF UserComment, JPEG COM.
