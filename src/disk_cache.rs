@@ -46,11 +46,6 @@ impl DiskCache {
         Ok(Self { dir: dir.to_path_buf(), cap_bytes, total_bytes: Mutex::new(total), temp_counter: AtomicU64::new(0) })
     }
 
-    /// The cache folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Where the entry `name` lives: sharded by its first two characters, so no folder holds
     /// hundreds of thousands of files.
     pub fn path_of(&self, name: &str) -> PathBuf {

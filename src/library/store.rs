@@ -404,14 +404,7 @@ impl Store {
         prompt: &str,
         value: f64,
     ) -> Result<(), StoreError> {
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO scores (content_hash, model_id, prompt, value, scored_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(content_hash, model_id, prompt) DO UPDATE SET value = ?4, scored_at = ?5",
-                params![content_hash, model_id, prompt, value, now_secs()],
-            )
-            .map(|_| ())
-        })
+        self.record_scores(model_id, &[(content_hash, prompt, value)])
     }
 
     /// Records a batch of `(content hash, prompt, value)` scores of one model in one transaction.

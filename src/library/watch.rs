@@ -209,9 +209,14 @@ struct WatchState {
     poll_now: bool,
 }
 
-/// Size and mtime, the "has it changed" test; `None` when the path is gone.
+/// Size and mtime, the "has it changed" test.
+fn stat_parts(meta: &std::fs::Metadata) -> (u64, Option<SystemTime>) {
+    (meta.len(), meta.modified().ok())
+}
+
+/// [`stat_parts`] of a path; `None` when the path is gone.
 fn stat_of(path: &Path) -> Option<(u64, Option<SystemTime>)> {
-    std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()))
+    std::fs::metadata(path).ok().map(|m| stat_parts(&m))
 }
 
 impl WatchState {
@@ -335,19 +340,19 @@ impl WatchState {
             if now.duration_since(pending.last_change) < options.settle {
                 return true;
             }
-            let stat = stat_of(path);
-            let Some((_, _)) = stat else {
-                ready.push(path.clone());
-                return false;
+            // Gone (its rows go missing) or a folder (walked on import): nothing to wait for.
+            let meta = match std::fs::metadata(path) {
+                Ok(meta) if !meta.is_dir() => meta,
+                _ => {
+                    ready.push(path.clone());
+                    return false;
+                }
             };
-            if path.is_dir() {
-                ready.push(path.clone());
-                return false;
-            }
             if !has_image_extension(path) {
                 // A temporary name or a sidecar; the rename to the final name brings its own event.
                 return false;
             }
+            let stat = Some(stat_parts(&meta));
             if stat != pending.last_stat {
                 pending.last_stat = stat;
                 pending.last_change = now;

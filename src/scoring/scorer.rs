@@ -155,11 +155,6 @@ impl Scorer {
         !matches!(self.loaded.model.device(), Device::Cpu)
     }
 
-    /// The loaded model, for callers that need the tokenizer or the files.
-    pub fn loaded(&self) -> &LoadedModel {
-        &self.loaded
-    }
-
     /// Tokenises a prompt.
     pub fn tokenize(&self, prompt: &str) -> Result<PromptTokens, ModelError> {
         self.loaded.tokenizer.encode(prompt)

@@ -515,16 +515,14 @@ impl WorkerState {
             }
             let Some(model) = loaded.as_mut() else {
                 // Without a model every job fails at once, so no caller waits forever.
+                let reason = "no model is loaded (see the model error)";
                 while run.in_flight > 0 {
                     let Ok(decoded) = decoded_rx.recv() else { break };
                     run.in_flight -= 1;
                     run.in_flight_by[decoded.job.priority as usize] -= 1;
-                    run.ready_pixels.push_back((
-                        ReadyJob { job: decoded.job, content_hash: String::new(), prompt: String::new() },
-                        Vec::new(),
-                    ));
+                    self.fail(&mut run, &decoded.job, format!("{}: {reason}", decoded.job.input.path.display()));
                 }
-                self.fail_all(&mut run, "no model is loaded (see the model error)");
+                self.fail_all(&mut run, reason);
                 continue;
             };
             self.feed(&mut run, model, store.as_ref(), &decoded_tx);
