@@ -6,7 +6,9 @@
 //! is dropped and recomputed, and written through [`DiskCache`], so a crash mid-write leaves no
 //! entry under a real name.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use half::f16;
 
@@ -36,12 +38,15 @@ pub struct ImageEmbedding {
 #[derive(Debug)]
 pub struct EmbeddingCache {
     files: DiskCache,
+    /// Entries handed to [`EmbeddingCache::stage`] and not yet on disk: served from memory, so a
+    /// rerank right after scoring never misses tokens that are still being written.
+    staged: Mutex<HashMap<String, Arc<ImageEmbedding>>>,
 }
 
 impl EmbeddingCache {
     /// Opens the cache of `model_id` under `root` with a size cap.
     pub fn open(root: &Path, model_id: &str, cap_bytes: u64) -> std::io::Result<Self> {
-        Ok(Self { files: DiskCache::open(&root.join(model_id), cap_bytes)? })
+        Ok(Self { files: DiskCache::open(&root.join(model_id), cap_bytes)?, staged: Mutex::new(HashMap::new()) })
     }
 
     /// Where the platform keeps caches (`…/RewardLens/embeddings`), if it has such a place.
@@ -51,11 +56,20 @@ impl EmbeddingCache {
 
     /// Whether an entry exists for this content (not verified; [`EmbeddingCache::get`] verifies).
     pub fn contains(&self, content_hash: &str) -> bool {
-        self.files.contains(&entry_name(content_hash))
+        self.staged.lock().unwrap_or_else(PoisonError::into_inner).contains_key(content_hash)
+            || self.files.contains(&entry_name(content_hash))
+    }
+
+    /// Makes tokens available at once, before a background [`EmbeddingCache::put`] writes them.
+    pub fn stage(&self, content_hash: &str, embedding: Arc<ImageEmbedding>) {
+        self.staged.lock().unwrap_or_else(PoisonError::into_inner).insert(content_hash.to_string(), embedding);
     }
 
     /// The cached tokens of this content, if present and intact; a damaged entry is removed.
     pub fn get(&self, content_hash: &str) -> Option<ImageEmbedding> {
+        if let Some(staged) = self.staged.lock().unwrap_or_else(PoisonError::into_inner).get(content_hash) {
+            return Some(ImageEmbedding::clone(staged));
+        }
         let name = entry_name(content_hash);
         let bytes = self.files.read(&name)?;
         let parsed = parse(&bytes);
@@ -65,8 +79,14 @@ impl EmbeddingCache {
         parsed
     }
 
-    /// Stores the tokens of this content.
+    /// Stores the tokens of this content (and ends its staging, written or not).
     pub fn put(&self, content_hash: &str, embedding: &ImageEmbedding) -> std::io::Result<()> {
+        let written = self.write(content_hash, embedding);
+        self.staged.lock().unwrap_or_else(PoisonError::into_inner).remove(content_hash);
+        written
+    }
+
+    fn write(&self, content_hash: &str, embedding: &ImageEmbedding) -> std::io::Result<()> {
         let payload: Vec<u8> = embedding.values.iter().flat_map(|v| v.to_le_bytes()).collect();
         let payload = payload.as_slice();
         let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());

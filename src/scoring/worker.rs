@@ -550,11 +550,25 @@ impl WorkerState {
                 continue;
             }
             let more_coming = run.in_flight > 0 || run.queues.iter().any(|q| !q.is_empty());
-            let cached_batch = CACHED_BATCH_FACTOR * batch;
-            if run.ready_cached.len() >= cached_batch || (!more_coming && !run.ready_cached.is_empty()) {
+            // A queue also runs part-full when it holds the most urgent work prepared and nothing
+            // as urgent is still being prepared (no fuller batch of it is coming).
+            let (best_cached, best_pixels) = (run.best_ready(&run.ready_cached), run.best_ready(&run.ready_pixels));
+            let flying = (0..3).find(|&p| run.in_flight_by[p] > 0).unwrap_or(3);
+            let leads = |mine: usize, other: usize| mine <= other && mine < flying;
+            let run_cached = !run.ready_cached.is_empty()
+                && (run.ready_cached.len() >= CACHED_BATCH_FACTOR * batch
+                    || !more_coming
+                    || leads(best_cached, best_pixels));
+            let run_pixels = !run.ready_pixels.is_empty()
+                && (run.ready_pixels.len() >= batch || !more_coming || leads(best_pixels, best_cached));
+            // The queue with the more urgent work goes first; cached tokens first on a tie (cheaper).
+            if run_pixels && best_pixels < best_cached {
+                self.run_pixel_batch(&mut run, model, store.as_ref());
+            }
+            if run_cached {
                 self.run_cached_batch(&mut run, model, store.as_ref());
             }
-            if run.ready_pixels.len() >= batch || (!more_coming && !run.ready_pixels.is_empty()) {
+            if run_pixels && best_pixels >= best_cached {
                 self.run_pixel_batch(&mut run, model, store.as_ref());
             }
             if run.is_idle() {
@@ -640,13 +654,14 @@ impl WorkerState {
         }
     }
 
-    /// Takes up to a batch of fresh jobs from a ready queue, dropping stale ones.
+    /// Takes up to a batch of fresh jobs from a ready queue, most urgent first, dropping stale ones.
     fn take_batch<T>(
         &self,
         run: &mut Run,
         which: fn(&mut Run) -> &mut VecDeque<(ReadyJob, T)>,
         batch: usize,
     ) -> Vec<(ReadyJob, T)> {
+        which(run).make_contiguous().sort_by_key(|(r, _)| r.job.priority);
         let mut out = Vec::with_capacity(batch);
         while out.len() < batch {
             let Some(item) = which(run).pop_front() else { break };
@@ -742,17 +757,26 @@ impl WorkerState {
             Ok((scores, embeddings)) => {
                 self.stats.image_tower_images.fetch_add(items.len() as u64, Ordering::Relaxed);
                 if let Some(cache) = &model.embeddings {
-                    // Written on the decode pool, so the model goes on with the next batch.
+                    // Staged in memory at once (a rerank right after sees them), written on the
+                    // decode pool, so the model goes on with the next batch.
+                    let entries: Vec<(String, Arc<ImageEmbedding>)> = items
+                        .iter()
+                        .map(|(r, _)| r.content_hash.clone())
+                        .zip(embeddings.into_iter().map(Arc::new))
+                        .collect();
+                    for (hash, embedding) in &entries {
+                        cache.stage(hash, Arc::clone(embedding));
+                    }
                     let cache = Arc::clone(cache);
-                    let entries: Vec<(String, ImageEmbedding)> =
-                        items.iter().map(|(r, _)| r.content_hash.clone()).zip(embeddings).collect();
                     let events = self.events.clone();
                     self.pool.spawn(move || {
+                        let mut warned = false;
                         for (hash, embedding) in entries {
-                            if let Err(e) = cache.put(&hash, &embedding) {
+                            if let Err(e) = cache.put(&hash, &embedding)
+                                && !std::mem::replace(&mut warned, true)
+                            {
                                 let _ = events
                                     .send(ScoringEvent::Warning { message: format!("cannot cache image tokens: {e}") });
-                                break;
                             }
                         }
                     });
@@ -921,6 +945,11 @@ impl Run {
             }
         }
         less_urgent > 0 && as_urgent < batch
+    }
+
+    /// The most urgent priority in a ready queue, 3 when it is empty.
+    fn best_ready<T>(&self, queue: &VecDeque<(ReadyJob, T)>) -> usize {
+        queue.iter().map(|(r, _)| r.job.priority as usize).min().unwrap_or(3)
     }
 
     fn is_idle(&self) -> bool {

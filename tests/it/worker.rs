@@ -211,12 +211,18 @@ fn superseded_work_is_dropped_without_draining_the_queue() {
     let mut finished = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut order = Vec::new();
+    let mut trace = Vec::new();
     while finished.len() < 3 && Instant::now() < deadline {
         match events.recv_timeout(Duration::from_secs(5)) {
             Ok(ScoringEvent::Finished { ticket, scored, dropped, .. }) => {
                 finished.insert(ticket, (scored, dropped));
             }
-            Ok(ScoringEvent::Scored(r)) => order.push(r.ticket),
+            Ok(ScoringEvent::Scored(r)) => {
+                trace.push(format!("{}:{:?}", r.ticket, r.source));
+                order.push(r.ticket);
+            }
+            // Batch boundaries, for the failure message.
+            Ok(ScoringEvent::Progress(_)) => trace.push("|".to_string()),
             _ => {}
         }
     }
@@ -231,7 +237,7 @@ fn superseded_work_is_dropped_without_draining_the_queue() {
     // The visible request ran before the background library.
     let first_background = order.iter().position(|t| *t == background).unwrap();
     let last_visible = order.iter().rposition(|t| *t == new_view).unwrap();
-    assert!(last_visible < first_background, "{order:?}");
+    assert!(last_visible < first_background, "{order:?} {trace:?}");
 }
 
 #[test]
