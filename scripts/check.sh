@@ -1,7 +1,5 @@
 #!/usr/bin/env bash
-# What CI checks, runnable locally before stopping: formatting, lints as errors, the tests.
+# What CI checks, runnable locally before stopping: exactly `.ci/run` (formatting, lints as errors,
+# the tests), so a developer sees CI's verdict first.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked
+exec "$(dirname "$0")/../.ci/run"

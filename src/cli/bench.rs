@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 
-use rewardlens::model::device::{device_name, dtype_name};
 use rewardlens::model::weights::{WeightStore, Weights};
-use rewardlens::model::{self, ImageReward, MedConfig, PromptTokenizer, VisionConfig};
+use rewardlens::model::{self, DeviceKind, ImageReward, MedConfig, Precision, PromptTokenizer, VisionConfig};
 
 /// The prompt the reference benchmark times (`../shared/bench/reference/bench_cpu.py`).
 const PROMPT: &str = "a painting of an astronaut riding a horse on the moon, highly detailed, trending on artstation";
@@ -24,10 +23,10 @@ pub struct BenchArgs {
     pub model: Option<PathBuf>,
     /// auto, cpu, cuda or metal.
     #[arg(long, default_value = "auto")]
-    pub device: String,
+    pub device: DeviceKind,
     /// f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    pub dtype: Precision,
     /// Batch sizes to time.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 8])]
     pub batch_sizes: Vec<usize>,
@@ -49,14 +48,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(count) = args.rerank {
         return super::bench_rerank::run(
             args.model.as_deref(),
-            &args.device,
-            Some(args.dtype.clone()),
+            args.device,
+            Some(args.dtype),
             args.batch,
             count.max(1),
         );
     }
-    let dtype = model::parse_dtype(&args.dtype)?;
-    let device = model::select_device(&args.device)?;
+    let dtype = args.dtype.dtype();
+    let device = model::select_device(args.device)?;
     let started = Instant::now();
     let (net, tokenizer, source) = match &args.model {
         Some(dir) => {
@@ -89,8 +88,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     writeln!(
         out,
         "device {}, dtype {}, {} threads; prompt {} tokens",
-        device_name(&device),
-        dtype_name(dtype),
+        DeviceKind::of(&device),
+        args.dtype,
         candle_core::utils::get_num_threads(),
         prompt.len
     )?;

@@ -14,9 +14,10 @@ use anyhow::Context;
 
 use super::score::wait_for_model;
 use candle_core::{DType, Device, Tensor};
+use rewardlens::library::ContentHash;
 use rewardlens::library::scan::write_synthetic_pngs_sized;
 use rewardlens::model::weights::{WeightStore, Weights};
-use rewardlens::model::{ImageReward, MedConfig, VisionConfig};
+use rewardlens::model::{DeviceKind, ImageReward, MedConfig, Precision, VisionConfig};
 use rewardlens::scoring::{
     ModelSpec, Priority, ScoreItem, ScoreRequest, ScoreResult, ScoreSource, ScoringEvent, ScoringWorker, WorkerConfig,
 };
@@ -33,8 +34,8 @@ const IMAGE_SIDE_PX: u32 = 512;
 /// Runs the benchmark on `count` synthetic images and prints its table.
 pub fn run(
     model: Option<&Path>,
-    device: &str,
-    dtype: Option<String>,
+    device: DeviceKind,
+    dtype: Option<Precision>,
     batch: Option<usize>,
     count: usize,
 ) -> anyhow::Result<ExitCode> {
@@ -51,8 +52,8 @@ pub fn run(
 fn run_in(
     dir: &Path,
     model: &Path,
-    device: &str,
-    dtype: Option<String>,
+    device: DeviceKind,
+    dtype: Option<Precision>,
     batch: Option<usize>,
     count: usize,
 ) -> anyhow::Result<ExitCode> {
@@ -64,7 +65,7 @@ fn run_in(
     paths.sort();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let config = WorkerConfig {
-        model: ModelSpec { path: model.to_path_buf(), device: device.to_string(), dtype, batch },
+        model: ModelSpec { path: model.to_path_buf(), device, dtype, batch },
         db: Some(dir.join("bench.sqlite3")),
         embedding_cache: Some((dir.join("embeddings"), 64 << 30)),
         decode_threads: cores,
@@ -85,12 +86,12 @@ fn run_in(
     let tower_after_first = worker.stats().image_tower_images.load(Ordering::Relaxed);
 
     // Rerank: the library's rows (hash known) against a new prompt, as the app asks.
-    let hashes: HashMap<&Path, &str> = first.iter().map(|r| (r.path.as_path(), r.content_hash.as_str())).collect();
+    let hashes: HashMap<&Path, &ContentHash> = first.iter().map(|r| (r.path.as_path(), &r.content_hash)).collect();
     let items = paths
         .iter()
         .map(|p| ScoreItem {
             path: p.clone(),
-            content_hash: hashes.get(p.as_path()).map(|h| (*h).to_string()),
+            content_hash: hashes.get(p.as_path()).map(|h| (*h).clone()),
             own_prompt: None,
         })
         .collect();
@@ -162,9 +163,9 @@ fn finish(events: &Receiver<ScoringEvent>, ticket: u64) -> anyhow::Result<Vec<Sc
     loop {
         match events.recv().context("the scoring worker stopped")? {
             ScoringEvent::Scored(r) if r.ticket == ticket => scored.push(r),
-            ScoringEvent::Failed { reason, .. } => anyhow::bail!(reason),
+            ScoringEvent::Failed(failure) => anyhow::bail!("{failure}"),
             ScoringEvent::Finished { ticket: t, .. } if t == ticket => return Ok(scored),
-            ScoringEvent::Warning { message } => eprintln!("note: {message}"),
+            ScoringEvent::Warning(warning) => eprintln!("note: {warning}"),
             _ => {}
         }
     }

@@ -15,8 +15,8 @@ use super::interrupt::{INTERRUPTED_EXIT, stop_flag, stopped};
 use rewardlens::files::collect_images;
 use rewardlens::library::store::Store;
 use rewardlens::scoring::{
-    EmbeddingCache, ModelSpec, ModelState, Priority, Progress, ScoreItem, ScoreRequest, ScoringEvent, ScoringWorker,
-    WorkerConfig,
+    DeviceKind, EmbeddingCache, ModelSpec, ModelState, Precision, Priority, Progress, ScoreItem, ScoreRequest,
+    ScoringEvent, ScoringWorker, WorkerConfig,
 };
 
 /// Arguments of `rewardlens score`.
@@ -36,10 +36,10 @@ pub struct ScoreArgs {
     pub batch: Option<u32>,
     /// auto, cpu, cuda or metal; a GPU that fails falls back to the CPU with a message.
     #[arg(long, default_value = "auto")]
-    pub device: String,
+    pub device: DeviceKind,
     /// f32, f16 or bf16; by default f16 on a GPU and f32 on the CPU.
     #[arg(long)]
-    pub dtype: Option<String>,
+    pub dtype: Option<Precision>,
     /// Library database where scores are kept (so nothing is scored twice); the platform data
     /// directory's by default.
     #[arg(long)]
@@ -92,8 +92,8 @@ fn worker_config(args: &ScoreArgs) -> anyhow::Result<WorkerConfig> {
     Ok(WorkerConfig {
         model: ModelSpec {
             path: args.model.clone(),
-            device: args.device.clone(),
-            dtype: args.dtype.clone(),
+            device: args.device,
+            dtype: args.dtype,
             batch: args.batch.map(|b| b as usize),
         },
         db,
@@ -128,13 +128,13 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         let Ok(event) = events.recv_timeout(Duration::from_millis(200)) else { continue };
         match event {
             ScoringEvent::Scored(r) => results.push(Scored { path: r.path, prompt: r.prompt, score: r.score }),
-            ScoringEvent::Failed { reason, .. } => progress.message(&reason),
+            ScoringEvent::Failed(failure) => progress.message(&failure.to_string()),
             ScoringEvent::Progress(p) => progress.update(&p),
-            ScoringEvent::Warning { message } => progress.message(&format!("note: {message}")),
+            ScoringEvent::Warning(warning) => progress.message(&format!("note: {warning}")),
             ScoringEvent::Model(ModelState::Ready { device, dtype, note: Some(note), .. }) => {
                 progress.message(&format!("note: {note} (now {device} {dtype})"));
             }
-            ScoringEvent::Model(ModelState::Failed { reason }) => progress.message(&reason),
+            ScoringEvent::Model(ModelState::Failed { error, .. }) => progress.message(&error.to_string()),
             ScoringEvent::Finished { ticket: t, .. } if t == ticket => break,
             ScoringEvent::Stopped => break,
             _ => {}
@@ -174,8 +174,8 @@ pub fn wait_for_model(events: &Receiver<ScoringEvent>) -> anyhow::Result<String>
                 eprintln!("scoring on {device} in {dtype}, batch {batch}");
                 return Ok(model_id);
             }
-            Ok(ScoringEvent::Model(ModelState::Failed { reason })) => anyhow::bail!(reason),
-            Ok(ScoringEvent::Warning { message }) => eprintln!("note: {message}"),
+            Ok(ScoringEvent::Model(ModelState::Failed { error, .. })) => anyhow::bail!("{error}"),
+            Ok(ScoringEvent::Warning(warning)) => eprintln!("note: {warning}"),
             Ok(_) => {}
             Err(_) => anyhow::bail!("the scoring worker stopped"),
         }

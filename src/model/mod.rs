@@ -19,7 +19,7 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use config::{MedConfig, REWARD_MEAN, REWARD_STD, VisionConfig};
-pub use device::{parse_dtype, select_device};
+pub use device::{DeviceKind, Precision, select_device};
 pub use error::ModelError;
 pub use image_reward::ImageReward;
 pub use model_dir::{LoadedModel, ModelFiles, load_model};

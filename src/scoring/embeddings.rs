@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use half::f16;
 
 use crate::disk_cache::DiskCache;
+use crate::library::ContentHash;
 
 /// First bytes of an entry; the digit is the layout version.
 const MAGIC: &[u8; 8] = b"RLEMB01\0";
@@ -40,7 +41,7 @@ pub struct EmbeddingCache {
     files: DiskCache,
     /// Entries handed to [`EmbeddingCache::stage`] and not yet on disk: served from memory, so a
     /// rerank right after scoring never misses tokens that are still being written.
-    staged: Mutex<HashMap<String, Arc<ImageEmbedding>>>,
+    staged: Mutex<HashMap<ContentHash, Arc<ImageEmbedding>>>,
 }
 
 impl EmbeddingCache {
@@ -55,18 +56,18 @@ impl EmbeddingCache {
     }
 
     /// Whether an entry exists for this content (not verified; [`EmbeddingCache::get`] verifies).
-    pub fn contains(&self, content_hash: &str) -> bool {
+    pub fn contains(&self, content_hash: &ContentHash) -> bool {
         self.staged.lock().unwrap_or_else(PoisonError::into_inner).contains_key(content_hash)
             || self.files.contains(&entry_name(content_hash))
     }
 
     /// Makes tokens available at once, before a background [`EmbeddingCache::put`] writes them.
-    pub fn stage(&self, content_hash: &str, embedding: Arc<ImageEmbedding>) {
-        self.staged.lock().unwrap_or_else(PoisonError::into_inner).insert(content_hash.to_string(), embedding);
+    pub fn stage(&self, content_hash: &ContentHash, embedding: Arc<ImageEmbedding>) {
+        self.staged.lock().unwrap_or_else(PoisonError::into_inner).insert(content_hash.clone(), embedding);
     }
 
     /// The cached tokens of this content, if present and intact; a damaged entry is removed.
-    pub fn get(&self, content_hash: &str) -> Option<ImageEmbedding> {
+    pub fn get(&self, content_hash: &ContentHash) -> Option<ImageEmbedding> {
         if let Some(staged) = self.staged.lock().unwrap_or_else(PoisonError::into_inner).get(content_hash) {
             return Some(ImageEmbedding::clone(staged));
         }
@@ -80,13 +81,13 @@ impl EmbeddingCache {
     }
 
     /// Stores the tokens of this content (and ends its staging, written or not).
-    pub fn put(&self, content_hash: &str, embedding: &ImageEmbedding) -> std::io::Result<()> {
+    pub fn put(&self, content_hash: &ContentHash, embedding: &ImageEmbedding) -> std::io::Result<()> {
         let written = self.write(content_hash, embedding);
         self.staged.lock().unwrap_or_else(PoisonError::into_inner).remove(content_hash);
         written
     }
 
-    fn write(&self, content_hash: &str, embedding: &ImageEmbedding) -> std::io::Result<()> {
+    fn write(&self, content_hash: &ContentHash, embedding: &ImageEmbedding) -> std::io::Result<()> {
         let payload: Vec<u8> = embedding.values.iter().flat_map(|v| v.to_le_bytes()).collect();
         let payload = payload.as_slice();
         let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
@@ -104,8 +105,8 @@ impl EmbeddingCache {
     }
 }
 
-fn entry_name(content_hash: &str) -> String {
-    format!("{content_hash}.emb")
+fn entry_name(content_hash: &ContentHash) -> String {
+    format!("{}.emb", content_hash.as_str())
 }
 
 /// Checks and decodes one entry.
@@ -128,6 +129,10 @@ fn parse(bytes: &[u8]) -> Option<ImageEmbedding> {
 mod tests {
     use super::*;
 
+    fn hash(seed: &str) -> ContentHash {
+        ContentHash::of(seed.as_bytes())
+    }
+
     fn sample() -> ImageEmbedding {
         ImageEmbedding { tokens: 3, width: 4, values: (0..12).map(|i| f16::from_f32(i as f32 * 0.25 - 1.0)).collect() }
     }
@@ -137,25 +142,27 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let a = EmbeddingCache::open(tmp.path(), "model-a", 1 << 20).unwrap();
         let b = EmbeddingCache::open(tmp.path(), "model-b", 1 << 20).unwrap();
-        a.put("ff00", &sample()).unwrap();
-        assert_eq!(a.get("ff00"), Some(sample()));
-        assert!(a.contains("ff00"));
-        assert_eq!(b.get("ff00"), None, "another model's tokens are never used");
+        a.put(&hash("ff00"), &sample()).unwrap();
+        assert_eq!(a.get(&hash("ff00")), Some(sample()));
+        assert!(a.contains(&hash("ff00")));
+        assert_eq!(b.get(&hash("ff00")), None, "another model's tokens are never used");
     }
 
     #[test]
     fn damaged_entries_are_dropped() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = EmbeddingCache::open(tmp.path(), "m", 1 << 20).unwrap();
-        cache.put("ab01", &sample()).unwrap();
-        let path = tmp.path().join("m").join("ab").join("ab01.emb");
+        let key = hash("ab01");
+        cache.put(&key, &sample()).unwrap();
+        let hex = key.as_str();
+        let path = tmp.path().join("m").join(&hex[..2]).join(format!("{hex}.emb"));
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x40;
         std::fs::write(&path, &bytes).unwrap();
-        assert_eq!(cache.get("ab01"), None);
+        assert_eq!(cache.get(&hash("ab01")), None);
         assert!(!path.exists(), "the damaged entry was removed");
         std::fs::write(&path, &bytes[..20]).unwrap();
-        assert_eq!(cache.get("ab01"), None, "a truncated entry is refused");
+        assert_eq!(cache.get(&hash("ab01")), None, "a truncated entry is refused");
     }
 }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
 use super::embeddings::{EmbeddingCache, ImageEmbedding};
+use super::protocol::{ItemError, NoPrompt};
+use crate::library::ContentHash;
 use crate::library::metadata::generation_params_from_bytes;
 use crate::library::store::Store;
 use crate::model::preprocess;
@@ -26,7 +28,7 @@ pub(crate) struct PrepareInput {
     /// The file.
     pub path: PathBuf,
     /// Its content hash, when the library knows it (lets a cached image skip the file entirely).
-    pub content_hash: Option<String>,
+    pub content_hash: Option<ContentHash>,
     /// The prompt to score against; `None` reads the image's own generation prompt.
     pub prompt: Option<String>,
 }
@@ -46,21 +48,36 @@ pub(crate) enum ModelInput {
 #[derive(Debug)]
 pub(crate) struct Prepared {
     /// Its content hash (computed here when it was not known).
-    pub content_hash: String,
+    pub content_hash: ContentHash,
     /// The prompt it is scored against.
     pub prompt: String,
     /// What the model has to do.
     pub input: ModelInput,
 }
 
-fn stored_score(lookup: &Lookup, hash: &str, prompt: &str) -> Option<f64> {
-    let store = lookup.store?.lock().unwrap_or_else(PoisonError::into_inner);
-    // A failed lookup only means scoring again.
-    store.score(hash, lookup.model_id, prompt).ok().flatten()
+/// Why an image could not be prepared, with its content hash when it was read that far.
+#[derive(Debug)]
+pub(crate) struct PrepareError {
+    /// The content hash, when known.
+    pub content_hash: Option<ContentHash>,
+    /// What went wrong.
+    pub error: ItemError,
 }
 
-/// Prepares one image; the error is the line to report (it names the file).
-pub(crate) fn prepare(input: &PrepareInput, lookup: &Lookup) -> Result<Prepared, String> {
+impl PrepareError {
+    fn new(content_hash: Option<&ContentHash>, error: ItemError) -> Self {
+        Self { content_hash: content_hash.cloned(), error }
+    }
+}
+
+fn stored_score(lookup: &Lookup, hash: &ContentHash, prompt: &str) -> Option<f64> {
+    let store = lookup.store?.lock().unwrap_or_else(PoisonError::into_inner);
+    // A failed lookup only means scoring again.
+    store.score(hash.as_str(), lookup.model_id, prompt).ok().flatten()
+}
+
+/// Prepares one image.
+pub(crate) fn prepare(input: &PrepareInput, lookup: &Lookup) -> Result<Prepared, PrepareError> {
     let path = &input.path;
     // Known content and prompt: the store or the cache may answer without touching the file.
     if let (Some(hash), Some(prompt)) = (&input.content_hash, &input.prompt) {
@@ -79,18 +96,18 @@ pub(crate) fn prepare(input: &PrepareInput, lookup: &Lookup) -> Result<Prepared,
             });
         }
     }
-    let bytes = preprocess::read_image_file(path).map_err(|e| e.to_string())?;
-    preprocess::check_format(&bytes).map_err(|e| e.at(path).to_string())?;
-    let content_hash = blake3::hash(&bytes).to_hex().to_string();
-    let no_prompt = |why: String| format!("{}: {why}; give a prompt to score it", path.display());
+    let unreadable = |hash: Option<&ContentHash>, message: String| PrepareError::new(hash, ItemError::Image(message));
+    let bytes =
+        preprocess::read_image_file(path).map_err(|e| unreadable(input.content_hash.as_ref(), e.to_string()))?;
+    preprocess::check_format(&bytes).map_err(|e| unreadable(input.content_hash.as_ref(), e.to_string()))?;
+    let content_hash = ContentHash::of(&bytes);
+    let no_prompt = |why: NoPrompt| PrepareError::new(Some(&content_hash), ItemError::NoPrompt(why));
     let prompt = match &input.prompt {
         Some(p) => p.clone(),
         None => match generation_params_from_bytes(path, &bytes) {
-            Ok(Some(params)) => {
-                params.prompt.ok_or_else(|| no_prompt("its generation metadata has no prompt".into()))?
-            }
-            Ok(None) => return Err(no_prompt("no prompt in its metadata".into())),
-            Err(e) => return Err(no_prompt(format!("unreadable metadata: {e}"))),
+            Ok(Some(params)) => params.prompt.ok_or_else(|| no_prompt(NoPrompt::NotInMetadata))?,
+            Ok(None) => return Err(no_prompt(NoPrompt::NoMetadata)),
+            Err(e) => return Err(no_prompt(NoPrompt::Unreadable(e.to_string()))),
         },
     };
     if let Some(score) = stored_score(lookup, &content_hash, &prompt) {
@@ -99,7 +116,7 @@ pub(crate) fn prepare(input: &PrepareInput, lookup: &Lookup) -> Result<Prepared,
     if let Some(embedding) = lookup.embeddings.and_then(|c| c.get(&content_hash)) {
         return Ok(Prepared { content_hash, prompt, input: ModelInput::Cached(embedding) });
     }
-    let image = preprocess::decode_image(&bytes).map_err(|e| e.at(path).to_string())?;
+    let image = preprocess::decode_image(&bytes).map_err(|e| unreadable(Some(&content_hash), e.to_string()))?;
     drop(bytes);
     Ok(Prepared { content_hash, prompt, input: ModelInput::Pixels(preprocess::preprocess_image(&image)) })
 }

@@ -20,8 +20,9 @@ use half::f16;
 use serde::{Deserialize, Serialize};
 
 use super::embeddings::ImageEmbedding;
-use super::scorer::{ModelSpec, Scorer};
-use crate::model::{ModelFiles, PromptTokenizer, PromptTokens};
+use super::scorer::Scorer;
+use super::settings::ModelSpec;
+use crate::model::{DeviceKind, ModelError, ModelFiles, Precision, PromptTokenizer, PromptTokens, select_device};
 
 /// File name of the helper next to the app's executable.
 pub const HELPER_NAME: &str = "rewardlens-gpu";
@@ -29,13 +30,49 @@ pub const HELPER_NAME: &str = "rewardlens-gpu";
 /// Environment variable naming the helper explicitly (tests, unusual installs).
 pub const HELPER_ENV: &str = "REWARDLENS_GPU_HELPER";
 
-/// Fault injection for tests: the helper aborts, like a crashed GPU process, after serving this
-/// many scoring requests.
+/// Fault injection, compiled only into test builds (the `fault-injection` feature): the helper
+/// aborts, like a crashed GPU process, after serving this many scoring requests.
+#[cfg(feature = "fault-injection")]
 pub const CRASH_AFTER_ENV: &str = "REWARDLENS_GPU_SERVE_CRASH_AFTER";
 
-/// For tests and debugging on machines without a GPU: the helper serves on this device (`cpu`)
-/// whatever the app asks for.
+/// Fault injection, compiled only into test builds: the helper serves on this device (`cpu`)
+/// whatever the app asks for, so the helper path runs on machines without a GPU.
+#[cfg(feature = "fault-injection")]
 pub const DEVICE_OVERRIDE_ENV: &str = "REWARDLENS_GPU_SERVE_DEVICE";
+
+/// Why the GPU helper could not serve; the worker then scores on the CPU and shows this.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    /// The helper's executable could not be started.
+    #[error("cannot start the GPU helper {path}: {source}")]
+    Start {
+        /// The helper executable.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The child started without the pipes we asked for.
+    #[error("the GPU helper's pipes could not be opened")]
+    Pipes,
+    /// The model's tokenizer could not be loaded here (the helper tokenises nothing itself).
+    #[error(transparent)]
+    Tokenizer(#[from] ModelError),
+    /// The helper died or its pipe broke; `said` is its last stderr output (the loader's
+    /// "libcuda.so.1: cannot open shared object file", a GPU fault).
+    #[error("the GPU helper stopped{}", if said.is_empty() { format!(" ({io})") } else { format!(": {said}") })]
+    Stopped {
+        /// The pipe error.
+        io: String,
+        /// What the helper last printed.
+        said: String,
+    },
+    /// The helper answered with an error (it cannot use the GPU, the model failed).
+    #[error("{0}")]
+    Refused(String),
+    /// The helper's answer does not fit the question.
+    #[error("the GPU helper answered with the wrong number of results")]
+    BadReply,
+}
 
 /// Largest header accepted, so a corrupt stream cannot ask for gigabytes.
 const MAX_HEADER_BYTES: u32 = 16 << 20;
@@ -78,8 +115,8 @@ impl From<WirePrompt> for PromptTokens {
 enum Request {
     Load {
         path: PathBuf,
-        device: String,
-        dtype: Option<String>,
+        device: DeviceKind,
+        dtype: Option<Precision>,
         batch: Option<usize>,
     },
     /// Payload: `n` preprocessed images, f32.
@@ -102,8 +139,8 @@ enum Request {
 struct Reply {
     error: Option<String>,
     model_id: Option<String>,
-    device: Option<String>,
-    dtype: Option<String>,
+    device: Option<DeviceKind>,
+    dtype: Option<Precision>,
     batch: Option<usize>,
     scores: Vec<f32>,
     /// With `Full`: the shape of each embedding in the f16 payload.
@@ -158,8 +195,8 @@ pub struct GpuHelper {
     stderr: Arc<Mutex<String>>,
     tokenizer: PromptTokenizer,
     model_id: String,
-    device: String,
-    dtype: String,
+    device: DeviceKind,
+    dtype: Precision,
     batch: usize,
 }
 
@@ -172,21 +209,21 @@ impl std::fmt::Debug for GpuHelper {
 impl GpuHelper {
     /// Starts `helper` and loads `spec` in it; the error says why (the helper's own stderr when it
     /// could not start, e.g. the loader's "libcuda.so.1: cannot open shared object file").
-    pub fn start(helper: &Path, spec: &ModelSpec) -> Result<Self, String> {
+    pub fn start(helper: &Path, spec: &ModelSpec) -> Result<Self, HelperError> {
         // The tokenizer runs here, so prompts are tokenised once however many batches use them.
-        let tokenizer = ModelFiles::discover(&spec.path).and_then(|f| f.tokenizer()).map_err(|e| e.to_string())?;
+        let tokenizer = ModelFiles::discover(&spec.path).and_then(|f| f.tokenizer())?;
         let mut child = Command::new(helper)
             .arg("gpu-serve")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot start the GPU helper {}: {e}", helper.display()))?;
+            .map_err(|source| HelperError::Start { path: helper.to_path_buf(), source })?;
         let (Some(stdin), Some(stdout), Some(mut stderr_pipe)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             let _ = child.kill();
-            return Err("the GPU helper's pipes could not be opened".to_string());
+            return Err(HelperError::Pipes);
         };
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = Arc::clone(&stderr);
@@ -213,31 +250,31 @@ impl GpuHelper {
             stderr,
             tokenizer,
             model_id: String::new(),
-            device: String::new(),
-            dtype: String::new(),
+            device: DeviceKind::Cuda,
+            dtype: Precision::F16,
             batch: 0,
         };
         let load = Request::Load {
             path: spec.path.clone(),
-            device: if spec.device == "auto" { "cuda".to_string() } else { spec.device.clone() },
-            dtype: spec.dtype.clone(),
+            device: if spec.device == DeviceKind::Auto { DeviceKind::Cuda } else { spec.device },
+            dtype: spec.dtype,
             batch: spec.batch,
         };
         let (reply, _) = helper.call(&load, &[])?;
         helper.model_id = reply.model_id.unwrap_or_default();
-        helper.device = reply.device.unwrap_or_default();
-        helper.dtype = reply.dtype.unwrap_or_default();
+        helper.device = reply.device.ok_or(HelperError::BadReply)?;
+        helper.dtype = reply.dtype.ok_or(HelperError::BadReply)?;
         helper.batch = reply.batch.unwrap_or(1).max(1);
         Ok(helper)
     }
 
     /// One request and its reply; a dead helper's error includes what it last printed.
-    fn call(&mut self, request: &Request, payload: &[u8]) -> Result<(Reply, Vec<u8>), String> {
+    fn call(&mut self, request: &Request, payload: &[u8]) -> Result<(Reply, Vec<u8>), HelperError> {
         let result =
             write_message(&mut self.stdin, request, payload).and_then(|()| read_message::<Reply>(&mut self.stdout));
         match result {
             Ok((reply, payload)) => match reply.error {
-                Some(e) => Err(e),
+                Some(e) => Err(HelperError::Refused(e)),
                 None => Ok((reply, payload)),
             },
             Err(e) => {
@@ -245,11 +282,7 @@ impl GpuHelper {
                 let _ = self.child.try_wait();
                 std::thread::sleep(std::time::Duration::from_millis(100));
                 let said = self.stderr.lock().unwrap_or_else(PoisonError::into_inner).trim().to_string();
-                Err(if said.is_empty() {
-                    format!("the GPU helper stopped ({e})")
-                } else {
-                    format!("the GPU helper stopped: {said}")
-                })
+                Err(HelperError::Stopped { io: e.to_string(), said })
             }
         }
     }
@@ -260,13 +293,13 @@ impl GpuHelper {
     }
 
     /// The device the helper runs on.
-    pub fn device_name(&self) -> &str {
-        &self.device
+    pub fn device(&self) -> DeviceKind {
+        self.device
     }
 
-    /// The dtype the helper runs in.
-    pub fn dtype_name(&self) -> &str {
-        &self.dtype
+    /// The precision the helper runs in.
+    pub fn precision(&self) -> Precision {
+        self.dtype
     }
 
     /// Images per forward pass.
@@ -275,7 +308,7 @@ impl GpuHelper {
     }
 
     /// Tokenises a prompt (here, not in the helper).
-    pub fn tokenize(&self, prompt: &str) -> Result<PromptTokens, crate::model::ModelError> {
+    pub fn tokenize(&self, prompt: &str) -> Result<PromptTokens, ModelError> {
         self.tokenizer.encode(prompt)
     }
 
@@ -284,7 +317,7 @@ impl GpuHelper {
         &mut self,
         prompts: &[PromptTokens],
         pixels: &[&[f32]],
-    ) -> Result<(Vec<f32>, Vec<ImageEmbedding>), String> {
+    ) -> Result<(Vec<f32>, Vec<ImageEmbedding>), HelperError> {
         let mut payload = Vec::with_capacity(pixels.iter().map(|p| p.len() * 4).sum());
         for image in pixels {
             payload.extend_from_slice(bytemuck::cast_slice(image));
@@ -294,7 +327,7 @@ impl GpuHelper {
         let per = reply.tokens * reply.width;
         let values = f16_values(&embeddings);
         if reply.scores.len() != pixels.len() || values.len() != per * pixels.len() {
-            return Err("the GPU helper answered with the wrong number of results".to_string());
+            return Err(HelperError::BadReply);
         }
         let embeddings = values
             .chunks_exact(per.max(1))
@@ -308,7 +341,7 @@ impl GpuHelper {
         &mut self,
         prompts: &[PromptTokens],
         embeddings: &[&ImageEmbedding],
-    ) -> Result<Vec<f32>, String> {
+    ) -> Result<Vec<f32>, HelperError> {
         let (tokens, width) = embeddings.first().map_or((0, 0), |e| (e.tokens, e.width));
         let mut payload = Vec::new();
         for e in embeddings {
@@ -322,7 +355,7 @@ impl GpuHelper {
         };
         let (reply, _) = self.call(&request, &payload)?;
         if reply.scores.len() != embeddings.len() {
-            return Err("the GPU helper answered with the wrong number of results".to_string());
+            return Err(HelperError::BadReply);
         }
         Ok(reply.scores)
     }
@@ -348,7 +381,9 @@ impl Drop for GpuHelper {
 /// scores in-process instead.
 pub fn serve(input: &mut impl Read, output: &mut impl Write) -> std::io::Result<()> {
     let mut scorer: Option<Scorer> = None;
+    #[cfg(feature = "fault-injection")]
     let crash_after: Option<usize> = std::env::var(CRASH_AFTER_ENV).ok().and_then(|v| v.parse().ok());
+    #[cfg(feature = "fault-injection")]
     let mut served = 0usize;
     loop {
         let (request, payload) = match read_message::<Request>(input) {
@@ -356,6 +391,7 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write) -> std::io::Result<
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),
         };
+        #[cfg(feature = "fault-injection")]
         if matches!(request, Request::Full { .. } | Request::Cached { .. }) {
             if crash_after.is_some_and(|n| served >= n) {
                 eprintln!("simulated GPU crash ({CRASH_AFTER_ENV})");
@@ -366,23 +402,23 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write) -> std::io::Result<
         let reply = match request {
             Request::Quit => return Ok(()),
             Request::Load { path, device, dtype, batch } => {
-                let device = std::env::var(DEVICE_OVERRIDE_ENV).unwrap_or(device);
+                #[cfg(feature = "fault-injection")]
+                let device = std::env::var(DEVICE_OVERRIDE_ENV).ok().and_then(|d| d.parse().ok()).unwrap_or(device);
                 let spec = ModelSpec { path, device, dtype, batch };
-                match Scorer::load(&spec) {
-                    Ok((s, _)) if s.on_gpu() || spec.device == "cpu" => {
+                // Strictly the device asked for: falling back is the app's decision, not ours.
+                match select_device(spec.device).and_then(|d| Scorer::load_on(&spec, &d)) {
+                    Ok(s) if s.on_gpu() || spec.device == DeviceKind::Cpu => {
                         let reply = Reply {
                             model_id: Some(s.model_id().to_string()),
-                            device: Some(s.device_name().to_string()),
-                            dtype: Some(s.dtype_name().to_string()),
+                            device: Some(s.device()),
+                            dtype: Some(s.precision()),
                             batch: Some(s.batch()),
                             ..Reply::default()
                         };
                         scorer = Some(s);
                         reply
                     }
-                    Ok((_, note)) => {
-                        Reply { error: Some(note.unwrap_or_else(|| "no GPU".to_string())), ..Reply::default() }
-                    }
+                    Ok(_) => Reply { error: Some("no usable GPU found".to_string()), ..Reply::default() },
                     Err(e) => Reply { error: Some(e.to_string()), ..Reply::default() },
                 }
             }

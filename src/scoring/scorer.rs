@@ -1,36 +1,15 @@
-//! The model as the worker uses it: loaded on the best device that works, with the stages split
-//! so image tokens can go to and come from the embedding cache, and a fall back to the CPU when
-//! the GPU fails at load or run time.
+//! The model as the worker uses it: loaded on one device, with the stages split so image tokens
+//! can go to and come from the embedding cache.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use half::f16;
 
 use super::embeddings::ImageEmbedding;
-use crate::model::device::{device_name, dtype_name};
-use crate::model::{self, LoadedModel, ModelError, PromptTokens};
-
-/// Which model to run, where, and how.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelSpec {
-    /// Model folder or weight file.
-    pub path: PathBuf,
-    /// `auto`, `cpu`, `cuda` or `metal`.
-    pub device: String,
-    /// `f32`, `f16` or `bf16`; `None` picks f16 on a GPU and f32 on the CPU.
-    pub dtype: Option<String>,
-    /// Images per forward pass; `None` picks one from the device.
-    pub batch: Option<usize>,
-}
-
-impl ModelSpec {
-    /// The model at `path` on the automatically chosen device, dtype and batch.
-    pub fn auto(path: &Path) -> Self {
-        Self { path: path.to_path_buf(), device: "auto".into(), dtype: None, batch: None }
-    }
-}
+use super::settings::ModelSpec;
+use crate::model::{self, DeviceKind, LoadedModel, ModelError, Precision, PromptTokens};
 
 /// A loaded model and what it really runs on.
 #[derive(Debug)]
@@ -73,44 +52,13 @@ pub fn model_id(weights: &Path) -> std::io::Result<String> {
 }
 
 impl Scorer {
-    /// Loads `spec`. A GPU that cannot be used (no driver, out of memory, no GPU support in this
-    /// build) gives way to the CPU; the returned note says why, for the user.
-    pub fn load(spec: &ModelSpec) -> Result<(Self, Option<String>), ModelError> {
-        let device = match model::select_device(&spec.device) {
-            Ok(device) => device,
-            // An unknown name is the caller's mistake, not a GPU failure.
-            Err(e @ ModelError::Device { .. }) if matches!(spec.device.as_str(), "cuda" | "metal") => {
-                let scorer = Self::load_on(spec, &Device::Cpu)?;
-                return Ok((scorer, Some(format!("{e}; scoring on the CPU"))));
-            }
-            Err(e) => return Err(e),
-        };
-        if matches!(device, Device::Cpu) {
-            let note = (spec.device == "auto").then(|| "no usable GPU found; scoring on the CPU".to_string());
-            return Ok((Self::load_on(spec, &device)?, note));
-        }
-        match Self::load_on(spec, &device) {
-            Ok(scorer) => Ok((scorer, None)),
-            Err(gpu_error) => {
-                // Out of memory, a driver error, a missing kernel: the CPU still works. A broken
-                // model file fails there too, and that error is the one to show.
-                let scorer = Self::load_on(spec, &Device::Cpu)?;
-                let name = device_name(&device);
-                Ok((scorer, Some(format!("loading on {name} failed ({gpu_error}); scoring on the CPU"))))
-            }
-        }
-    }
-
-    fn load_on(spec: &ModelSpec, device: &Device) -> Result<Self, ModelError> {
-        let dtype = match (&spec.dtype, device) {
-            (Some(name), Device::Cuda(_) | Device::Metal(_)) => model::parse_dtype(name)?,
+    /// Loads `spec` on exactly `device`, with no fall-back (that is [`super::backend`]'s policy).
+    pub fn load_on(spec: &ModelSpec, device: &Device) -> Result<Self, ModelError> {
+        let dtype = match (spec.dtype, device) {
+            (Some(p), Device::Cuda(_) | Device::Metal(_)) => p.dtype(),
             // Half precision on the CPU is slower than f32 and less exact: only when asked for.
-            (Some(name), Device::Cpu) if spec.device == "cpu" => model::parse_dtype(name)?,
-            (Some(name), Device::Cpu) => {
-                model::parse_dtype(name)?;
-                DType::F32
-            }
-            (None, Device::Cpu) => DType::F32,
+            (Some(p), Device::Cpu) if spec.device == DeviceKind::Cpu => p.dtype(),
+            (_, Device::Cpu) => DType::F32,
             (None, _) => DType::F16,
         };
         let loaded = model::load_model(&spec.path, device, dtype)?;
@@ -140,14 +88,14 @@ impl Scorer {
         self.batch
     }
 
-    /// `cpu`, `cuda` or `metal`: where it really runs.
-    pub fn device_name(&self) -> &'static str {
-        device_name(self.loaded.model.device())
+    /// Where it really runs.
+    pub fn device(&self) -> DeviceKind {
+        DeviceKind::of(self.loaded.model.device())
     }
 
-    /// The dtype it really runs in.
-    pub fn dtype_name(&self) -> &'static str {
-        dtype_name(self.loaded.model.dtype())
+    /// The precision it really runs in.
+    pub fn precision(&self) -> Precision {
+        Precision::of(self.loaded.model.dtype()).unwrap_or(Precision::F32)
     }
 
     /// Whether it runs on a GPU (and so may fall back to the CPU).

@@ -7,10 +7,11 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+use rewardlens::library::ContentHash;
 use rewardlens::library::store::Store;
 use rewardlens::scoring::{
-    EmbeddingCache, ModelSpec, ModelState, Priority, ScoreItem, ScoreRequest, ScoreResult, ScoreSource, ScoringEvent,
-    ScoringWorker, WorkerConfig, model_id,
+    DeviceKind, EmbeddingCache, ModelSpec, ModelState, Precision, Priority, ScoreItem, ScoreRequest, ScoreResult,
+    ScoreSource, ScoringEvent, ScoringWorker, WorkerConfig, model_id,
 };
 
 use crate::util::{expected, fixtures};
@@ -38,7 +39,7 @@ fn setup() -> Setup {
 
 fn config(s: &Setup, batch: usize) -> WorkerConfig {
     WorkerConfig {
-        model: ModelSpec { path: fixtures().join("tiny-st"), device: "cpu".into(), dtype: None, batch: Some(batch) },
+        model: ModelSpec { path: fixtures().join("tiny-st"), device: DeviceKind::Cpu, dtype: None, batch: Some(batch) },
         db: Some(s.db.clone()),
         embedding_cache: Some((s.cache.clone(), 1 << 30)),
         decode_threads: 2,
@@ -50,10 +51,10 @@ fn start(config: WorkerConfig) -> (ScoringWorker, Receiver<ScoringEvent>) {
     loop {
         match events.recv_timeout(Duration::from_secs(30)).unwrap() {
             ScoringEvent::Model(ModelState::Ready { device, .. }) => {
-                assert_eq!(device, "cpu");
+                assert_eq!(device, DeviceKind::Cpu);
                 return (worker, events);
             }
-            ScoringEvent::Model(ModelState::Failed { reason }) => panic!("model failed: {reason}"),
+            ScoringEvent::Model(ModelState::Failed { error, .. }) => panic!("model failed: {error}"),
             _ => {}
         }
     }
@@ -83,7 +84,7 @@ fn collect(events: &Receiver<ScoringEvent>, ticket: u64) -> Outcome {
     while Instant::now() < deadline {
         match events.recv_timeout(Duration::from_secs(5)) {
             Ok(ScoringEvent::Scored(r)) if r.ticket == ticket => out.scored.push(r),
-            Ok(ScoringEvent::Failed { ticket: t, path, reason }) if t == ticket => out.failed.push((path, reason)),
+            Ok(ScoringEvent::Failed(f)) if f.ticket == ticket => out.failed.push((f.path.clone(), f.to_string())),
             Ok(ScoringEvent::Finished { ticket: t, scored, failed, dropped }) if t == ticket => {
                 assert_eq!((scored, failed), (out.scored.len(), out.failed.len()));
                 out.dropped = dropped;
@@ -130,7 +131,7 @@ fn a_folder_is_scored_into_the_store_once_and_a_rerank_runs_on_cached_tokens() {
     let store = Store::open(&s.db).unwrap();
     let id = model_id(&fixtures().join("tiny-st/model.safetensors")).unwrap();
     for r in &first.scored {
-        assert_eq!(store.score(&r.content_hash, &id, first_prompt).unwrap(), Some(r.score));
+        assert_eq!(store.score(r.content_hash.as_str(), &id, first_prompt).unwrap(), Some(r.score));
     }
     assert_eq!(worker.stats().image_tower_images.load(Ordering::Relaxed), n as u64);
 
@@ -247,10 +248,10 @@ fn a_model_that_fails_to_load_fails_its_jobs_and_another_model_recovers() {
     cfg.model.path = s._tmp.path().join("no-such-model");
     let (worker, events) = ScoringWorker::start(cfg).unwrap();
     let reason = loop {
-        if let ScoringEvent::Model(ModelState::Failed { reason }) =
+        if let ScoringEvent::Model(ModelState::Failed { error, .. }) =
             events.recv_timeout(Duration::from_secs(30)).unwrap()
         {
-            break reason;
+            break error.to_string();
         }
     };
     assert!(reason.contains("no-such-model"), "{reason}");
@@ -272,18 +273,18 @@ fn asking_for_an_unavailable_gpu_falls_back_to_the_cpu_and_says_why() {
     }
     let s = setup();
     let mut cfg = config(&s, 4);
-    cfg.model.device = "cuda".into();
-    cfg.model.dtype = Some("f16".into());
+    cfg.model.device = DeviceKind::Cuda;
+    cfg.model.dtype = Some(Precision::F16);
     let (worker, events) = ScoringWorker::start(cfg).unwrap();
     loop {
         match events.recv_timeout(Duration::from_secs(30)).unwrap() {
             ScoringEvent::Model(ModelState::Ready { device, dtype, note, .. }) => {
-                assert_eq!((device.as_str(), dtype.as_str()), ("cpu", "f32"));
+                assert_eq!((device, dtype), (DeviceKind::Cpu, Precision::F32));
                 let note = note.unwrap();
                 assert!(note.contains("CUDA") && note.contains("CPU"), "{note}");
                 break;
             }
-            ScoringEvent::Model(ModelState::Failed { reason }) => panic!("{reason}"),
+            ScoringEvent::Model(ModelState::Failed { error, .. }) => panic!("{error}"),
             _ => {}
         }
     }
@@ -331,8 +332,8 @@ fn killing_a_scoring_run_leaves_the_store_and_the_cache_consistent() {
     for shard in std::fs::read_dir(s.cache.join(&id)).unwrap() {
         for entry in std::fs::read_dir(shard.unwrap().path()).unwrap() {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-            let hash = name.strip_suffix(".emb").expect("only entries are left after opening");
-            assert!(cache.get(hash).is_some(), "damaged cache entry {name}");
+            let hash = name.strip_suffix(".emb").and_then(ContentHash::parse).expect("only entries are left");
+            assert!(cache.get(&hash).is_some(), "damaged cache entry {name}");
             entries += 1;
         }
     }
@@ -353,9 +354,9 @@ fn killing_a_scoring_run_leaves_the_store_and_the_cache_consistent() {
 #[test]
 fn the_gpu_helper_protocol_round_trips_pixels_and_cached_tokens() {
     use rewardlens::scoring::remote::GpuHelper;
-    let spec = ModelSpec { path: fixtures().join("tiny-st"), device: "cpu".into(), dtype: None, batch: Some(4) };
+    let spec = ModelSpec { path: fixtures().join("tiny-st"), device: DeviceKind::Cpu, dtype: None, batch: Some(4) };
     let mut helper = GpuHelper::start(Path::new(env!("CARGO_BIN_EXE_rewardlens")), &spec).unwrap();
-    assert_eq!((helper.device_name(), helper.dtype_name(), helper.batch()), ("cpu", "f32", 4));
+    assert_eq!((helper.device(), helper.precision(), helper.batch()), (DeviceKind::Cpu, Precision::F32, 4));
     assert_eq!(helper.model_id(), model_id(&fixtures().join("tiny-st/model.safetensors")).unwrap());
     let e = expected();
     let images: Vec<_> = e.images.iter().enumerate().filter(|(_, i)| !i.is_jpeg()).take(3).collect();

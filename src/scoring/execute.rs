@@ -1,0 +1,464 @@
+//! The scoring worker's thread: it owns the model, the store connection and the embedding cache,
+//! and does what [`Scheduler`] decides: hands jobs to the decode pool, runs batches, writes scores
+//! in one transaction per batch, writes image tokens behind the model, and reports events.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::backend::{Backend, BackendError};
+use super::embeddings::{EmbeddingCache, ImageEmbedding};
+use super::prepare::{Lookup, ModelInput, PrepareError, PrepareInput, Prepared, prepare};
+use super::protocol::{
+    Command, ItemError, ItemFailure, ModelState, Progress, ScoreRequest, ScoreResult, ScoreSource, ScoringEvent,
+    Ticket, WorkerWarning,
+};
+use super::schedule::{Job, Lane, Scheduler};
+use super::settings::ModelSpec;
+use super::worker::{Shared, WorkerConfig};
+use crate::library::ContentHash;
+use crate::library::store::Store;
+use crate::model::PromptTokens;
+
+/// How long the idle loop waits for a command before looking at the stop flag again.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// How long the loop waits for a preparation to land when a batch cannot be formed yet.
+const PREPARED_POLL: Duration = Duration::from_millis(20);
+
+/// What a prepared image carries into its batch.
+struct Ready<T> {
+    content_hash: ContentHash,
+    prompt: String,
+    payload: T,
+}
+
+/// The scheduler as the executor uses it.
+type Schedule = Scheduler<PrepareInput, Ready<Vec<f32>>, Ready<ImageEmbedding>>;
+
+/// Prepared images of one lane, each with its job.
+type Batch<T> = Vec<(Job<PrepareInput>, Ready<T>)>;
+
+/// A job whose preparation finished on the decode pool.
+struct Landed {
+    job: Job<PrepareInput>,
+    /// The model load it was prepared for; stored scores and cached tokens belong to that model.
+    epoch: u64,
+    result: Result<Prepared, PrepareError>,
+}
+
+/// The loaded model with what goes with it.
+struct Loaded {
+    backend: Backend,
+    embeddings: Option<Arc<EmbeddingCache>>,
+}
+
+/// What the worker thread owns.
+pub(crate) struct Executor {
+    events: Sender<ScoringEvent>,
+    shared: Arc<Shared>,
+    config: WorkerConfig,
+    pool: rayon::ThreadPool,
+}
+
+/// The loop's state besides the scheduler.
+struct RunState {
+    schedule: Schedule,
+    /// Tokens per prompt for the current model.
+    tokens: HashMap<String, PromptTokens>,
+    /// Counts model loads, so work prepared for an older model is prepared again.
+    epoch: u64,
+    /// When the current busy spell started, for the rate.
+    started: Option<Instant>,
+}
+
+impl Executor {
+    /// Sets up the decode pool; the model is loaded on the worker thread by [`Executor::run`].
+    pub fn new(config: WorkerConfig, events: Sender<ScoringEvent>, shared: Arc<Shared>) -> std::io::Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.decode_threads.max(1))
+            .thread_name(|i| format!("rewardlens-decode-{i}"))
+            .build()
+            .map_err(std::io::Error::other)?;
+        Ok(Self { events, shared, config, pool })
+    }
+
+    fn emit(&self, event: ScoringEvent) {
+        // The owner went away; the work still lands in the store.
+        let _ = self.events.send(event);
+    }
+
+    fn warn(&self, warning: WorkerWarning) {
+        self.emit(ScoringEvent::Warning(warning));
+    }
+
+    fn load(&self, spec: &ModelSpec) -> Option<Loaded> {
+        self.emit(ScoringEvent::Model(ModelState::Loading { path: spec.path.clone() }));
+        match Backend::load(spec) {
+            Ok((backend, note)) => {
+                let embeddings = self.open_embeddings(&backend);
+                self.announce(&backend, note);
+                Some(Loaded { backend, embeddings })
+            }
+            Err(e) => {
+                self.emit(ScoringEvent::Model(ModelState::Failed { path: spec.path.clone(), error: Arc::new(e) }));
+                None
+            }
+        }
+    }
+
+    fn announce(&self, backend: &Backend, note: Option<String>) {
+        self.emit(ScoringEvent::Model(ModelState::Ready {
+            model_id: backend.model_id().to_string(),
+            device: backend.device(),
+            dtype: backend.precision(),
+            batch: backend.batch(),
+            note,
+        }));
+    }
+
+    fn open_embeddings(&self, backend: &Backend) -> Option<Arc<EmbeddingCache>> {
+        let (root, cap) = self.config.embedding_cache.as_ref()?;
+        match EmbeddingCache::open(root, backend.model_id(), *cap) {
+            Ok(cache) => Some(Arc::new(cache)),
+            Err(e) => {
+                self.warn(WorkerWarning::CacheUnusable { path: root.clone(), message: e.to_string() });
+                None
+            }
+        }
+    }
+
+    /// The worker thread's body: until stopped, take commands, feed the decode pool, collect
+    /// prepared images and run the batches the scheduler plans.
+    pub fn run(self, inbox: &Receiver<Command>) {
+        let store = self.config.db.as_ref().and_then(|db| match Store::open(db) {
+            Ok(store) => Some(Arc::new(Mutex::new(store))),
+            Err(e) => {
+                self.warn(WorkerWarning::StoreUnavailable { message: e.to_string() });
+                None
+            }
+        });
+        let mut loaded = self.load(&self.config.model);
+        let batch = loaded.as_ref().map_or(1, |l| l.backend.batch());
+        let mut state = RunState { schedule: Scheduler::new(batch), tokens: HashMap::new(), epoch: 0, started: None };
+        let (landed_tx, landed_rx) = channel::<Landed>();
+        loop {
+            let s = &mut state.schedule;
+            let idle = s.is_idle() || (s.is_paused() && s.in_flight_count() == 0);
+            // Wait for a command only when there is nothing else to do.
+            let first = if idle {
+                match inbox.recv_timeout(IDLE_POLL) {
+                    Ok(c) => Some(c),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => Some(Command::Stop),
+                }
+            } else {
+                inbox.try_recv().ok()
+            };
+            let mut stop = self.shared.stop.load(Ordering::Relaxed);
+            for command in first.into_iter().chain(std::iter::from_fn(|| inbox.try_recv().ok())) {
+                match command {
+                    Command::Score(ticket, request) => self.accept(&mut state, ticket, request),
+                    Command::SetModel(spec) => {
+                        // Tokens and scores of the old model do not carry over.
+                        state.tokens.clear();
+                        state.epoch += 1;
+                        state.schedule.requeue_prepared();
+                        loaded = self.load(&spec);
+                        if let Some(l) = &loaded {
+                            state.schedule.set_batch(l.backend.batch());
+                        }
+                    }
+                    Command::Pause => state.schedule.pause(),
+                    Command::Resume => state.schedule.resume(),
+                    Command::Stop => stop = true,
+                }
+            }
+            if stop {
+                break;
+            }
+            state.schedule.supersede_before(self.shared.stale_before.load(Ordering::Relaxed));
+            let Some(model) = loaded.as_mut() else {
+                self.fail_everything(&mut state, &landed_rx);
+                continue;
+            };
+            self.feed(&mut state, model, store.as_ref(), &landed_tx);
+            // Collect prepared images; wait briefly for one when a batch cannot be formed yet.
+            loop {
+                let next = if state.schedule.should_wait_for_prepared() {
+                    landed_rx.recv_timeout(PREPARED_POLL).ok()
+                } else {
+                    landed_rx.try_recv().ok()
+                };
+                let Some(landed) = next else { break };
+                self.file_landed(&mut state, landed);
+                if state.schedule.has_full_batch() {
+                    break;
+                }
+            }
+            for lane in state.schedule.plan() {
+                match lane {
+                    Lane::Pixels => self.run_pixel_batch(&mut state, model, store.as_ref()),
+                    Lane::Cached => self.run_cached_batch(&mut state, model, store.as_ref()),
+                }
+            }
+            self.report_finished(&mut state);
+            if state.schedule.is_idle() {
+                state.started = None;
+                state.schedule.reset_progress_if_idle();
+            }
+        }
+        self.emit(ScoringEvent::Stopped);
+    }
+
+    fn accept(&self, state: &mut RunState, ticket: Ticket, request: ScoreRequest) {
+        state.started.get_or_insert_with(Instant::now);
+        let prompt = request.prompt;
+        let inputs = request.items.into_iter().map(|item| PrepareInput {
+            prompt: prompt.clone().or(item.own_prompt),
+            path: item.path,
+            content_hash: item.content_hash,
+        });
+        state.schedule.accept(ticket, request.priority, inputs);
+        self.report_finished(state);
+    }
+
+    /// Without a model every job fails at once, so no caller waits forever.
+    fn fail_everything(&self, state: &mut RunState, landed_rx: &Receiver<Landed>) {
+        while state.schedule.in_flight_count() > 0 {
+            let Ok(landed) = landed_rx.recv() else { break };
+            if let Some(job) = state.schedule.landed(landed.job, true) {
+                self.fail(state, &job, None, ItemError::NoModel);
+            }
+        }
+        for job in state.schedule.drain_waiting() {
+            self.fail(state, &job, None, ItemError::NoModel);
+        }
+        self.report_finished(state);
+    }
+
+    /// Starts preparing what the scheduler picks, on the decode pool.
+    fn feed(&self, state: &mut RunState, model: &Loaded, store: Option<&Arc<Mutex<Store>>>, tx: &Sender<Landed>) {
+        while let Some(job) = state.schedule.next_to_prepare() {
+            let tx = tx.clone();
+            let store = store.cloned();
+            let embeddings = model.embeddings.clone();
+            let model_id = model.backend.model_id().to_string();
+            let epoch = state.epoch;
+            self.pool.spawn(move || {
+                let lookup = Lookup { store: store.as_deref(), embeddings: embeddings.as_deref(), model_id: &model_id };
+                let result = prepare(&job.input, &lookup);
+                let _ = tx.send(Landed { job, epoch, result });
+            });
+        }
+        self.report_finished(state);
+    }
+
+    /// Files a landed preparation: answered from the store, failed, or into a ready lane.
+    fn file_landed(&self, state: &mut RunState, landed: Landed) {
+        let Landed { job, epoch, result } = landed;
+        let Some(job) = state.schedule.landed(job, epoch == state.epoch) else { return };
+        match result {
+            Err(PrepareError { content_hash, error }) => self.fail(state, &job, content_hash, error),
+            Ok(Prepared { content_hash, prompt, input }) => match input {
+                ModelInput::Stored(score) => {
+                    self.shared.stats.stored_images.fetch_add(1, Ordering::Relaxed);
+                    self.scored(state, &job, content_hash, prompt, score, ScoreSource::Stored);
+                }
+                ModelInput::Cached(payload) => state.schedule.push_cached(job, Ready { content_hash, prompt, payload }),
+                ModelInput::Pixels(payload) => state.schedule.push_pixels(job, Ready { content_hash, prompt, payload }),
+            },
+        }
+    }
+
+    /// Tokens for each job's prompt (tokenised once per prompt); a prompt that cannot be tokenised
+    /// fails its jobs. One prompt for all becomes a single shared `[1, L]` input.
+    fn prompts_for<T>(&self, state: &mut RunState, model: &Loaded, items: Batch<T>) -> (Batch<T>, Vec<PromptTokens>) {
+        let mut kept = Vec::with_capacity(items.len());
+        let mut prompts = Vec::with_capacity(items.len());
+        for (job, ready) in items {
+            let tokens = match state.tokens.get(&ready.prompt) {
+                Some(t) => t.clone(),
+                None => match model.backend.tokenize(&ready.prompt) {
+                    Ok(t) => {
+                        if t.truncated {
+                            self.warn(WorkerWarning::PromptTruncated { prompt: ready.prompt.clone() });
+                        }
+                        state.tokens.insert(ready.prompt.clone(), t.clone());
+                        t
+                    }
+                    Err(e) => {
+                        self.fail(state, &job, Some(ready.content_hash), ItemError::Tokenize(e.to_string()));
+                        continue;
+                    }
+                },
+            };
+            prompts.push(tokens);
+            kept.push((job, ready));
+        }
+        let same = prompts.windows(2).all(|w| w[0].ids == w[1].ids);
+        if same && !prompts.is_empty() {
+            prompts.truncate(1);
+        }
+        (kept, prompts)
+    }
+
+    fn run_cached_batch(&self, state: &mut RunState, model: &mut Loaded, store: Option<&Arc<Mutex<Store>>>) {
+        let items = state.schedule.take_cached();
+        let (items, prompts) = self.prompts_for(state, model, items);
+        if items.is_empty() {
+            return;
+        }
+        let embeddings: Vec<&ImageEmbedding> = items.iter().map(|(_, r)| &r.payload).collect();
+        let (result, fell_back) = model.backend.run(|b| b.score_embeddings(&prompts, &embeddings));
+        self.after_fallback(model, fell_back);
+        match result {
+            Ok(scores) => {
+                self.shared.stats.cached_token_images.fetch_add(items.len() as u64, Ordering::Relaxed);
+                self.finish_batch(state, model, store, items, &scores, ScoreSource::CachedTokens);
+            }
+            Err(e) => self.fail_batch(state, items, &e),
+        }
+    }
+
+    fn run_pixel_batch(&self, state: &mut RunState, model: &mut Loaded, store: Option<&Arc<Mutex<Store>>>) {
+        let items = state.schedule.take_pixels();
+        let (items, prompts) = self.prompts_for(state, model, items);
+        if items.is_empty() {
+            return;
+        }
+        let pixels: Vec<&[f32]> = items.iter().map(|(_, r)| r.payload.as_slice()).collect();
+        let (result, fell_back) = model.backend.run(|b| b.score_pixels(&prompts, &pixels));
+        self.after_fallback(model, fell_back);
+        match result {
+            Ok((scores, embeddings)) => {
+                self.shared.stats.image_tower_images.fetch_add(items.len() as u64, Ordering::Relaxed);
+                if let Some(cache) = &model.embeddings {
+                    let hashes = items.iter().map(|(_, r)| r.content_hash.clone());
+                    self.cache_behind(cache, hashes.zip(embeddings.into_iter().map(Arc::new)).collect());
+                }
+                self.finish_batch(state, model, store, items, &scores, ScoreSource::Computed);
+            }
+            Err(e) => self.fail_batch(state, items, &e),
+        }
+    }
+
+    /// After a GPU gave way to the CPU mid-run: say where the model runs now, and why.
+    fn after_fallback(&self, model: &Loaded, fell_back: Option<String>) {
+        if let Some(note) = fell_back {
+            self.announce(&model.backend, Some(note));
+        }
+    }
+
+    /// Stages fresh image tokens in memory at once (a rerank right after sees them) and writes
+    /// them on the decode pool, so the model goes on with the next batch.
+    fn cache_behind(&self, cache: &Arc<EmbeddingCache>, entries: Vec<(ContentHash, Arc<ImageEmbedding>)>) {
+        for (hash, embedding) in &entries {
+            cache.stage(hash, Arc::clone(embedding));
+        }
+        let cache = Arc::clone(cache);
+        let events = self.events.clone();
+        self.pool.spawn(move || {
+            let mut warned = false;
+            for (hash, embedding) in entries {
+                if let Err(e) = cache.put(&hash, &embedding)
+                    && !std::mem::replace(&mut warned, true)
+                {
+                    let _ = events.send(ScoringEvent::Warning(WorkerWarning::CacheWrite { message: e.to_string() }));
+                }
+            }
+        });
+    }
+
+    fn fail_batch<T>(&self, state: &mut RunState, items: Batch<T>, error: &BackendError) {
+        for (job, ready) in items {
+            self.fail(state, &job, Some(ready.content_hash), ItemError::Model(error.to_string()));
+        }
+        self.report_finished(state);
+    }
+
+    /// Saves a batch's scores in one transaction and reports them.
+    fn finish_batch<T>(
+        &self,
+        state: &mut RunState,
+        model: &Loaded,
+        store: Option<&Arc<Mutex<Store>>>,
+        items: Batch<T>,
+        scores: &[f32],
+        source: ScoreSource,
+    ) {
+        if let Some(store) = store {
+            let rows: Vec<(&str, &str, f64)> = items
+                .iter()
+                .zip(scores)
+                .map(|((_, r), s)| (r.content_hash.as_str(), r.prompt.as_str(), f64::from(*s)))
+                .collect();
+            let saved =
+                store.lock().unwrap_or_else(PoisonError::into_inner).record_scores(model.backend.model_id(), &rows);
+            if let Err(e) = saved {
+                self.warn(WorkerWarning::ScoresNotSaved { message: e.to_string() });
+            }
+        }
+        for ((job, ready), score) in items.into_iter().zip(scores) {
+            self.scored(state, &job, ready.content_hash, ready.prompt, f64::from(*score), source);
+        }
+        let (done, total) = state.schedule.progress();
+        let elapsed = state.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        let rate = if elapsed > 0.0 { done as f64 / elapsed } else { 0.0 };
+        let left = total.saturating_sub(done) as f64;
+        self.emit(ScoringEvent::Progress(Progress {
+            done,
+            total,
+            images_per_sec: rate,
+            eta_secs: if rate > 0.0 { left / rate } else { 0.0 },
+        }));
+        self.report_finished(state);
+    }
+
+    fn scored(
+        &self,
+        state: &mut RunState,
+        job: &Job<PrepareInput>,
+        content_hash: ContentHash,
+        prompt: String,
+        score: f64,
+        source: ScoreSource,
+    ) {
+        state.schedule.scored(job.ticket);
+        self.emit(ScoringEvent::Scored(ScoreResult {
+            ticket: job.ticket,
+            path: job.input.path.clone(),
+            content_hash,
+            prompt,
+            score,
+            source,
+        }));
+        self.report_finished(state);
+    }
+
+    fn fail(&self, state: &mut RunState, job: &Job<PrepareInput>, content_hash: Option<ContentHash>, error: ItemError) {
+        state.schedule.failed(job.ticket);
+        let content_hash = content_hash.or_else(|| job.input.content_hash.clone());
+        self.emit(ScoringEvent::Failed(ItemFailure {
+            ticket: job.ticket,
+            path: job.input.path.clone(),
+            content_hash,
+            error,
+        }));
+        self.report_finished(state);
+    }
+
+    /// Sends `Finished` for every request the scheduler has closed, after its last item's event.
+    fn report_finished(&self, state: &mut RunState) {
+        for f in state.schedule.take_finished() {
+            self.emit(ScoringEvent::Finished {
+                ticket: f.ticket,
+                scored: f.scored,
+                failed: f.failed,
+                dropped: f.dropped,
+            });
+        }
+    }
+}
