@@ -19,7 +19,8 @@ use std::thread::JoinHandle;
 use image::{ImageEncoder, RgbaImage};
 
 use crate::disk_cache::DiskCache;
-use crate::model::preprocess::{decode_image, read_image_file};
+use crate::image_file::{self, ImageFileError};
+use crate::model::preprocess::{PillowPixels, SourceImage, decode_image};
 
 /// Default longest side of a grid thumbnail, in pixels.
 pub const DEFAULT_SIDE_PX: u32 = 256;
@@ -49,7 +50,7 @@ pub struct Thumbnail {
 pub enum ThumbnailError {
     /// The source image could not be read or decoded.
     #[error(transparent)]
-    Source(#[from] crate::model::preprocess::PreprocessError),
+    Source(#[from] ImageFileError),
     /// The cache folder could not be written.
     #[error("thumbnail cache {path}: {source}")]
     Cache {
@@ -126,12 +127,12 @@ impl ThumbnailCache {
         if let Some(thumb) = self.get(content_hash, side) {
             return Ok(thumb);
         }
-        let bytes = read_image_file(source)?;
+        let bytes = image_file::read(source)?;
         self.decodes.fetch_add(1, Ordering::Relaxed);
-        let decoded = decode_image(&bytes).map_err(|e| e.at(source))?;
+        let decoded = decode_image(&bytes).map_err(|kind| kind.at(source))?;
         drop(bytes);
         let (width, height) = (decoded.width(), decoded.height());
-        let full = RgbaImage::from_raw(width, height, decoded.to_rgba8())
+        let full = RgbaImage::from_raw(width, height, display_rgba8(&decoded))
             .ok_or_else(|| ThumbnailError::Encode { path: source.to_path_buf(), message: "bad buffer".into() })?;
         drop(decoded);
         let (w, h) = fit_within(width, height, side.max(1));
@@ -144,6 +145,26 @@ impl ThumbnailCache {
             .write(&name, &encoded)
             .map_err(|source| ThumbnailError::Cache { path: self.files.path_of(&name), source })?;
         Ok(Thumbnail { width: w, height: h, rgba: small.into_raw() })
+    }
+}
+
+/// The decoded pixels as 8-bit RGBA for display; 16-bit grey keeps its high byte, unlike the
+/// model's input, which follows the reference's clip.
+fn display_rgba8(image: &SourceImage) -> Vec<u8> {
+    let gray = |v: u8| [v, v, v, 255];
+    match image.pixels() {
+        PillowPixels::Bilevel(v) | PillowPixels::L(v) => v.iter().flat_map(|&g| gray(g)).collect(),
+        PillowPixels::La(v) => v.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0], p[1]]).collect(),
+        PillowPixels::Rgb(v) => v.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
+        PillowPixels::Rgba(v) => v.clone(),
+        PillowPixels::Palette { indices, palette } => indices
+            .iter()
+            .flat_map(|&i| {
+                let [r, g, b] = palette[usize::from(i)];
+                [r, g, b, 255]
+            })
+            .collect(),
+        PillowPixels::I16(v) => v.iter().flat_map(|&g| gray(g.to_be_bytes()[0])).collect(),
     }
 }
 
@@ -351,8 +372,7 @@ mod tests {
     /// transparent corner.
     fn write_png(path: &Path, side: u32, alpha: bool) {
         let channels = if alpha { 4 } else { 3 };
-        let mut pixels =
-            crate::library::scan::noise_bytes(0x2545_F491_4F6C_DD1D, side as usize * side as usize * channels);
+        let mut pixels = crate::synthetic::noise_bytes(0x2545_F491_4F6C_DD1D, side as usize * side as usize * channels);
         if alpha {
             pixels[3] = 0;
         }

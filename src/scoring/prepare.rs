@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
 use super::embeddings::{EmbeddingCache, ImageEmbedding};
+use crate::image_file::{self, ImageFormat};
 use crate::library::metadata::generation_params_from_bytes;
 use crate::library::store::Store;
 use crate::model::preprocess;
@@ -79,8 +80,8 @@ pub(crate) fn prepare(input: &PrepareInput, lookup: &Lookup) -> Result<Prepared,
             });
         }
     }
-    let bytes = preprocess::read_image_file(path).map_err(|e| e.to_string())?;
-    preprocess::check_format(&bytes).map_err(|e| e.at(path).to_string())?;
+    let bytes = image_file::read(path).map_err(|e| e.to_string())?;
+    ImageFormat::of(&bytes).map_err(|e| e.at(path).to_string())?;
     let content_hash = blake3::hash(&bytes).to_hex().to_string();
     let no_prompt = |why: String| format!("{}: {why}; give a prompt to score it", path.display());
     let prompt = match &input.prompt {

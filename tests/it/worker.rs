@@ -296,7 +296,7 @@ fn killing_a_scoring_run_leaves_the_store_and_the_cache_consistent() {
     let s = setup();
     let many = s._tmp.path().join("many");
     std::fs::create_dir(&many).unwrap();
-    rewardlens::library::scan::write_synthetic_pngs_sized(&many, 400, 96).unwrap();
+    rewardlens::synthetic::write_synthetic_pngs_sized(&many, 400, 96).unwrap();
     let mut child = crate::util::rewardlens_command()
         .args(["score", "--model", &fixtures().join("tiny-st").display().to_string(), "--device", "cpu"])
         .args(["--batch", "4", "--prompt", "kill me", "--db", &s.db.display().to_string()])
