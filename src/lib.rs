@@ -1,11 +1,13 @@
 //! RewardLens: rank AI-generated images the way people would, with the ImageReward
 //! human-preference reward model running natively.
 //!
-//! Dependencies point one way: `ui` → `scoring`/`library` → `model`; `model` and `library`
-//! never touch a GUI crate.
+//! Dependencies point one way: `ui` → `scoring`/`library` → `model` → `image_file`; `model` and
+//! `library` never touch a GUI crate, and `image_file` (reading image files safely) depends on no
+//! other module of the crate.
 
 pub mod disk_cache;
-pub mod files;
+pub mod image_file;
 pub mod library;
 pub mod model;
 pub mod scoring;
+pub mod synthetic;

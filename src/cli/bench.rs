@@ -12,7 +12,7 @@ use candle_core::{Device, Tensor};
 use rewardlens::model::weights::{WeightStore, Weights};
 use rewardlens::model::{self, DeviceKind, ImageReward, MedConfig, Precision, PromptTokenizer, VisionConfig};
 
-/// The prompt the reference benchmark times (`../shared/bench/reference/bench_cpu.py`).
+/// The prompt the reference Python benchmark times, so both timings measure the same work.
 const PROMPT: &str = "a painting of an astronaut riding a horse on the moon, highly detailed, trending on artstation";
 
 /// Arguments of `rewardlens bench`.

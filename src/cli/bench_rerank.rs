@@ -14,13 +14,13 @@ use anyhow::Context;
 
 use super::score::wait_for_model;
 use candle_core::{DType, Device, Tensor};
-use rewardlens::library::ContentHash;
-use rewardlens::library::scan::write_synthetic_pngs_sized;
+use rewardlens::image_file::ContentHash;
 use rewardlens::model::weights::{WeightStore, Weights};
 use rewardlens::model::{DeviceKind, ImageReward, MedConfig, Precision, VisionConfig};
 use rewardlens::scoring::{
     ModelSpec, Priority, ScoreItem, ScoreRequest, ScoreResult, ScoreSource, ScoringEvent, ScoringWorker, WorkerConfig,
 };
+use rewardlens::synthetic::write_synthetic_pngs_sized;
 
 /// First prompt: the one the reference benchmark times.
 const FIRST_PROMPT: &str =

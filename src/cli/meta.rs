@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use rewardlens::files::collect_images;
+use rewardlens::image_file::collect_images;
 use rewardlens::library::metadata::{GenerationParams, read_generation_params};
 
 /// Arguments of `rewardlens meta`.

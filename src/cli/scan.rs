@@ -13,9 +13,10 @@ use super::interrupt::{INTERRUPTED_EXIT, stop_flag, stopped};
 
 use anyhow::Context;
 
-use rewardlens::library::scan::{ScanOptions, ScanProgress, ScanReport, scan_folders, write_synthetic_pngs_sized};
+use rewardlens::library::scan::{ScanOptions, ScanProgress, ScanReport, scan_folders};
 use rewardlens::library::store::Store;
 use rewardlens::library::watch::{LibraryWatcher, WatchEvent, WatchOptions};
+use rewardlens::synthetic::write_synthetic_pngs_sized;
 
 /// How often the progress line on stderr is redrawn.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);

@@ -12,7 +12,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::interrupt::{INTERRUPTED_EXIT, stop_flag, stopped};
-use rewardlens::files::collect_images;
+use rewardlens::image_file::collect_images;
 use rewardlens::library::store::Store;
 use rewardlens::scoring::{
     DeviceKind, EmbeddingCache, ModelSpec, ModelState, Precision, Priority, Progress, ScoreItem, ScoreRequest,

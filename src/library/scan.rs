@@ -8,7 +8,6 @@
 //! thread writes batches of rows in short transactions.
 
 use std::collections::HashMap;
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -19,9 +18,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::metadata::container::raw_metadata_from_bytes;
 use super::metadata::{malformed_metadata, parse_raw, prompt_group_key};
-use super::store::{ImageRecord, Store, StoreError, move_image_tx, now_secs, path_text, upsert_image_tx};
-use crate::files::{collect_images, has_image_extension};
-use crate::model::preprocess::{MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE_PX};
+use super::store::{ImageRecord, ImageRow, Store, StoreError, move_image_tx, now_secs, path_text, upsert_image_tx};
+use crate::image_file::{self, ContentHash, ImageFileErrorKind, ImageFormat, collect_images, has_image_extension};
 
 /// Rows written per transaction: large enough to amortise the commit, short enough that another
 /// process waits milliseconds, not seconds.
@@ -316,39 +314,6 @@ fn known_row(store: &Store, path: &str) -> Result<Option<KnownRow>, StoreError> 
     })
 }
 
-/// Whether the file at `path` looks completely written: a known image format whose end marker
-/// (PNG `IEND`, JPEG `EOI`, WebP RIFF length) is present. Reads the first and last few KiB only,
-/// so the watcher can poll a large file being written without reading it again and again.
-pub fn looks_complete(path: &Path) -> std::io::Result<bool> {
-    use std::io::{Read, Seek, SeekFrom};
-    // Opening a FIFO would block until a writer appears; anything but a regular file is not
-    // being written, and the import reports it.
-    if !std::fs::metadata(path)?.is_file() {
-        return Ok(true);
-    }
-    let mut file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Ok(true);
-    }
-    let len = meta.len();
-    let mut head = [0u8; 16];
-    let head_len = usize::try_from(len.min(16)).unwrap_or(16);
-    file.read_exact(&mut head[..head_len])?;
-    let tail_len = len.min(4096);
-    file.seek(SeekFrom::Start(len - tail_len))?;
-    let mut tail = Vec::with_capacity(usize::try_from(tail_len).unwrap_or(4096));
-    file.take(tail_len).read_to_end(&mut tail)?;
-    let format = match image::guess_format(&head[..head_len]) {
-        Ok(image::ImageFormat::Png) => "png",
-        Ok(image::ImageFormat::Jpeg) => "jpeg",
-        Ok(image::ImageFormat::WebP) => "webp",
-        // Not an image we know (yet): nothing to wait for; the import reports it.
-        _ => return Ok(len > 0),
-    };
-    Ok(ends_whole(format, &head[..head_len], &tail, len))
-}
-
 /// The rows already stored under a folder, by path.
 fn known_rows(store: &Store, folder_id: i64) -> Result<HashMap<String, KnownRow>, StoreError> {
     store.read(|conn| {
@@ -432,7 +397,7 @@ fn write_batch(store: &mut Store, batch: &mut Vec<Outcome>, report: &mut ScanRep
                     let Some(path) = record.path.to_str() else { continue };
                     // A row at this path under another (overlapping) folder is updated, not moved onto.
                     let takes_over = if *is_new && !row_exists_at(tx, path)? {
-                        missing_row_with_hash(tx, record.content_hash.as_deref())?
+                        missing_row_with_hash(tx, record.content_hash.as_ref())?
                     } else {
                         None
                     };
@@ -468,11 +433,29 @@ fn row_exists_at(tx: &Transaction, path: &str) -> rusqlite::Result<bool> {
 }
 
 /// A missing row with this content, which a new file with the same hash takes over.
-fn missing_row_with_hash(tx: &Transaction, hash: Option<&str>) -> rusqlite::Result<Option<i64>> {
+fn missing_row_with_hash(tx: &Transaction, hash: Option<&ContentHash>) -> rusqlite::Result<Option<i64>> {
     let Some(hash) = hash else { return Ok(None) };
     tx.prepare_cached("SELECT id FROM images WHERE content_hash = ?1 AND missing = 1 ORDER BY id LIMIT 1")?
         .query_row([hash], |r| r.get(0))
         .optional()
+}
+
+/// A file's modification time as stored: nanoseconds since the Unix epoch (0 when unknown).
+fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// The library's row for `path` when the file is the one it imported: present, readable, and
+/// with the size and modification time on record (the scan's own "unchanged" test). Lets the
+/// scoring worker reuse the stored content hash and prompt instead of hashing and parsing again.
+pub fn unchanged_row(store: &Store, path: &Path) -> Option<ImageRow> {
+    let meta = std::fs::metadata(path).ok()?;
+    let row = store.image_by_path(path).ok()??;
+    let same = meta.is_file() && row.record.size == meta.len() && row.record.mtime_ns == mtime_ns(&meta);
+    (same && !row.missing && row.record.error.is_none()).then_some(row)
 }
 
 /// Looks at one file on a pool thread: a `stat`, and a read only when it is new or changed.
@@ -491,33 +474,19 @@ fn examine(job: &Job) -> Outcome {
         Err(e) => return fail(record, format!("cannot stat: {e}")),
     };
     record.size = meta.len();
-    record.mtime_ns = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    record.mtime_ns = mtime_ns(&meta);
     if let Some(known) = &job.known
         && known.size == record.size
         && known.mtime_ns == record.mtime_ns
     {
         return Outcome::Unchanged { path: job.path.clone(), restore: known.missing, error: known.error.clone() };
     }
-    // Opening a FIFO would block until a writer appears.
-    if !meta.is_file() {
-        return fail(record, "not a regular file".to_string());
-    }
-    if record.size == 0 {
-        return fail(record, "empty file".to_string());
-    }
-    if record.size > MAX_FILE_BYTES {
-        let reason = format!("file is {} bytes, over the {MAX_FILE_BYTES}-byte limit", record.size);
-        return fail(record, reason);
-    }
-    let bytes = match std::fs::read(&job.path) {
+    // The guarded read refuses FIFOs (they would block), empty files and files over the limit.
+    let bytes = match image_file::read(&job.path) {
         Ok(b) => b,
-        Err(e) => return fail(record, format!("cannot read: {e}")),
+        Err(e) => return fail(record, e.kind.to_string()),
     };
-    record.content_hash = Some(blake3::hash(&bytes).to_hex().to_string());
+    record.content_hash = Some(ContentHash::of(&bytes));
     let mut notes = Vec::new();
     let params = raw_metadata_from_bytes(&job.path, &bytes).map(|raw| {
         notes.extend(malformed_metadata(&raw));
@@ -534,116 +503,35 @@ fn examine(job: &Job) -> Outcome {
         Ok(None) => {}
         Err(e) => record.error = Some(format!("metadata unreadable: {e}")),
     }
-    if let Err(reason) = read_header(&bytes, &mut record) {
-        return fail(record, reason);
-    }
-    if let Some(format) = &record.format
-        && !extension_matches(&job.path, format)
-    {
-        notes.push(format!("the file is a {} image despite its extension; imported as such", format.to_uppercase()));
+    let format = match read_header(&bytes, &mut record) {
+        Ok(format) => format,
+        Err(kind) => return fail(record, kind.to_string()),
+    };
+    if !format.matches_extension(&job.path) {
+        notes.push(format!("the file is a {format} image despite its extension; imported as such"));
     }
     Outcome::Read { record: Box::new(record), is_new, notes }
 }
 
-/// Whether a file's extension names its real format.
-fn extension_matches(path: &Path, format: &str) -> bool {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    match format {
-        "png" => ext == "png",
-        "jpeg" => ext == "jpg" || ext == "jpeg",
-        "webp" => ext == "webp",
-        _ => true,
-    }
-}
-
-/// Fills format and dimensions from the header (no pixel decode) and checks the file is whole.
-fn read_header(bytes: &[u8], record: &mut ImageRecord) -> Result<(), String> {
-    let reader = image::ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| format!("cannot read header: {e}"))?;
-    let format = reader.format().ok_or_else(|| "not a PNG, JPEG or WebP image".to_string())?;
-    let name = match format {
-        image::ImageFormat::Png => "png",
-        image::ImageFormat::Jpeg => "jpeg",
-        image::ImageFormat::WebP => "webp",
-        other => return Err(format!("unsupported image format {other:?}")),
-    };
-    record.format = Some(name.to_string());
-    let (width, height) = reader.into_dimensions().map_err(|e| format!("bad image header: {e}"))?;
-    record.width = Some(width);
-    record.height = Some(height);
-    if width > MAX_SIDE_PX || height > MAX_SIDE_PX || u64::from(width) * u64::from(height) > MAX_PIXELS {
-        return Err(format!("declared size {width}x{height} is too large"));
-    }
-    if !ends_whole(name, bytes, &bytes[bytes.len().saturating_sub(4096)..], bytes.len() as u64) {
-        return Err("truncated: the file ends before the image does".to_string());
-    }
-    Ok(())
-}
-
-/// Whether the file ends where its format says (PNG `IEND`, JPEG `EOI`, WebP RIFF length), so a
-/// half-written file is not taken for an image. `head` is the file's start, `tail` its last bytes
-/// (up to 4 KiB) and `len` its length.
-fn ends_whole(format: &str, head: &[u8], tail: &[u8], len: u64) -> bool {
-    match format {
-        "png" => tail.ends_with(b"IEND\xAE\x42\x60\x82"),
-        // Some writers append bytes after EOI; look at the tail, not only the last two bytes.
-        "jpeg" => tail.windows(2).any(|w| w == [0xFF, 0xD9]),
-        "webp" => head
-            .get(4..8)
-            .and_then(|b| b.try_into().ok())
-            .is_some_and(|b: [u8; 4]| (u64::from(u32::from_le_bytes(b)) + 8) <= len),
-        _ => true,
-    }
-}
-
-/// `len` bytes of xorshift noise from `seed`: pixels that compress about as badly as generated
-/// images, for benchmarks and tests.
-pub fn noise_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[0]
-        })
-        .collect()
-}
-
-/// Writes `count` distinct 8×8 PNGs named `img_NNNNNN.png` into `dir`, for benchmarks and tests.
-pub fn write_synthetic_pngs(dir: &Path, count: usize) -> std::io::Result<()> {
-    write_synthetic_pngs_sized(dir, count, 8)
-}
-
-/// Writes `count` distinct `side_px`×`side_px` noisy PNGs (they compress about as badly as
-/// generated images), so a benchmark can read realistic file sizes.
-pub fn write_synthetic_pngs_sized(dir: &Path, count: usize, side_px: u32) -> std::io::Result<()> {
-    let side = side_px.max(1);
-    let len = side as usize * side as usize * 3;
-    for i in 0..count {
-        let file = std::fs::File::create(dir.join(format!("img_{i:06}.png")))?;
-        let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), side, side);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder
-            .add_text_chunk("parameters".to_string(), format!("synthetic image {}\nSteps: 20, Seed: {i}", i % 50))
-            .map_err(std::io::Error::other)?;
-        let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
-        // Noise seeded by the index; the first bytes hold the index so every file differs.
-        let mut pixels = noise_bytes((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), len);
-        let id = (i as u64).to_le_bytes();
-        let n = id.len().min(len);
-        pixels[..n].copy_from_slice(&id[..n]);
-        writer.write_image_data(&pixels).map_err(std::io::Error::other)?;
-        writer.finish().map_err(std::io::Error::other)?;
-    }
-    Ok(())
+/// Fills format and dimensions from the header (no pixel decode) and checks the file is whole;
+/// a refused size is still recorded, so the row shows what the file claims.
+fn read_header(bytes: &[u8], record: &mut ImageRecord) -> Result<ImageFormat, ImageFileErrorKind> {
+    record.format = ImageFormat::sniff(bytes).map(|f| f.name().to_string());
+    let header = image_file::probe(bytes).inspect_err(|e| {
+        if let ImageFileErrorKind::TooLarge { width, height } = *e {
+            (record.width, record.height) = (Some(width), Some(height));
+        }
+    })?;
+    (record.width, record.height) = (Some(header.width), Some(header.height));
+    image_file::check_whole(header.format, bytes)?;
+    Ok(header.format)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::library::store::Rating;
+    use crate::synthetic::write_synthetic_pngs;
 
     fn scan(store: &mut Store, dir: &Path) -> ScanReport {
         let cancel = AtomicBool::new(false);
@@ -668,7 +556,7 @@ mod tests {
         assert_eq!((row.record.width, row.record.height), (Some(8), Some(8)));
         assert_eq!(row.record.format.as_deref(), Some("png"));
         assert_eq!(row.record.prompt.as_deref(), Some("synthetic image 3"));
-        assert_eq!(row.record.content_hash.as_ref().map(String::len), Some(64));
+        assert_eq!(row.record.content_hash.as_ref().map(|h| h.as_str().len()), Some(64));
         assert!(store.folders().unwrap()[0].last_scan_at.is_some());
 
         let second = scan(&mut store, &images);

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::types::Value;
+
+use crate::image_file::ContentHash;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter};
 
 /// File name of the store inside the platform data directory.
@@ -147,8 +149,8 @@ pub struct ImageRecord {
     pub folder_id: Option<i64>,
     /// Absolute (or as-given) file path.
     pub path: PathBuf,
-    /// Hex content hash (BLAKE3); `None` when the file could not be read.
-    pub content_hash: Option<String>,
+    /// Content hash; `None` when the file could not be read.
+    pub content_hash: Option<ContentHash>,
     /// File size in bytes, compared on rescan.
     pub size: u64,
     /// Modification time in nanoseconds since the Unix epoch, compared on rescan.
@@ -399,7 +401,7 @@ impl Store {
     /// Records a score for (content hash, model, prompt), replacing an older one.
     pub fn record_score(
         &mut self,
-        content_hash: &str,
+        content_hash: &ContentHash,
         model_id: &str,
         prompt: &str,
         value: f64,
@@ -408,7 +410,7 @@ impl Store {
     }
 
     /// Records a batch of `(content hash, prompt, value)` scores of one model in one transaction.
-    pub fn record_scores(&mut self, model_id: &str, rows: &[(&str, &str, f64)]) -> Result<(), StoreError> {
+    pub fn record_scores(&mut self, model_id: &str, rows: &[(&ContentHash, &str, f64)]) -> Result<(), StoreError> {
         self.write(|tx| {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO scores (content_hash, model_id, prompt, value, scored_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -423,7 +425,7 @@ impl Store {
     }
 
     /// The stored score for (content hash, model, prompt), so nothing is scored twice.
-    pub fn score(&self, content_hash: &str, model_id: &str, prompt: &str) -> Result<Option<f64>, StoreError> {
+    pub fn score(&self, content_hash: &ContentHash, model_id: &str, prompt: &str) -> Result<Option<f64>, StoreError> {
         self.conn
             .query_row(
                 "SELECT value FROM scores WHERE content_hash = ?1 AND model_id = ?2 AND prompt = ?3",
@@ -445,7 +447,7 @@ impl Store {
     }
 
     /// Sets the user's ratings of the image with this content.
-    pub fn set_rating(&mut self, content_hash: &str, rating: Rating) -> Result<(), StoreError> {
+    pub fn set_rating(&mut self, content_hash: &ContentHash, rating: Rating) -> Result<(), StoreError> {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO ratings (content_hash, overall, alignment, fidelity, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -457,7 +459,7 @@ impl Store {
     }
 
     /// The user's ratings of the image with this content.
-    pub fn rating(&self, content_hash: &str) -> Result<Option<Rating>, StoreError> {
+    pub fn rating(&self, content_hash: &ContentHash) -> Result<Option<Rating>, StoreError> {
         self.conn
             .query_row(
                 "SELECT overall, alignment, fidelity FROM ratings WHERE content_hash = ?1",
@@ -469,7 +471,7 @@ impl Store {
     }
 
     /// Marks the image with this content as a favorite.
-    pub fn add_favorite(&mut self, content_hash: &str) -> Result<(), StoreError> {
+    pub fn add_favorite(&mut self, content_hash: &ContentHash) -> Result<(), StoreError> {
         self.write(|tx| {
             tx.execute(
                 "INSERT OR IGNORE INTO favorites (content_hash, added_at) VALUES (?1, ?2)",
@@ -480,7 +482,7 @@ impl Store {
     }
 
     /// Whether the image with this content is a favorite.
-    pub fn is_favorite(&self, content_hash: &str) -> Result<bool, StoreError> {
+    pub fn is_favorite(&self, content_hash: &ContentHash) -> Result<bool, StoreError> {
         self.conn
             .query_row("SELECT 1 FROM favorites WHERE content_hash = ?1", [content_hash], |_| Ok(()))
             .optional()
@@ -492,8 +494,8 @@ impl Store {
     pub fn add_comparison(
         &mut self,
         prompt: &str,
-        winner_hash: &str,
-        loser_hash: &str,
+        winner_hash: &ContentHash,
+        loser_hash: &ContentHash,
         tie: bool,
     ) -> Result<i64, StoreError> {
         self.write(|tx| {
@@ -506,7 +508,7 @@ impl Store {
     }
 
     /// How many comparisons involve this content, for checking user data survives.
-    pub fn comparison_count(&self, content_hash: &str) -> Result<u64, StoreError> {
+    pub fn comparison_count(&self, content_hash: &ContentHash) -> Result<u64, StoreError> {
         self.conn
             .query_row(
                 "SELECT COUNT(*) FROM comparisons WHERE winner_hash = ?1 OR loser_hash = ?1",
@@ -644,10 +646,14 @@ pub(crate) fn move_image_tx(tx: &Transaction, id: i64, rec: &ImageRecord) -> rus
 mod tests {
     use super::*;
 
+    fn h(seed: &str) -> ContentHash {
+        ContentHash::of(seed.as_bytes())
+    }
+
     fn record(path: &str, hash: &str) -> ImageRecord {
         ImageRecord {
             path: PathBuf::from(path),
-            content_hash: Some(hash.to_string()),
+            content_hash: Some(h(hash)),
             size: 10,
             mtime_ns: 1,
             prompt_key: Some("a cat".to_string()),
@@ -704,7 +710,7 @@ mod tests {
                         for i in 0..200 {
                             let rec = record(&format!("/t{t}/{i}.png"), &format!("h{t}-{i}"));
                             store.upsert_image(&rec).unwrap();
-                            store.record_score(&format!("h{t}-{i}"), "m", "p", f64::from(i)).unwrap();
+                            store.record_score(&h(&format!("h{t}-{i}")), "m", "p", f64::from(i)).unwrap();
                         }
                     })
                     .unwrap()
@@ -727,10 +733,10 @@ mod tests {
         let rec = ImageRecord { folder_id: Some(folder_id), ..record("/photos/a.png", "abc") };
         store.upsert_image(&rec).unwrap();
         let rating = Rating { overall: Some(6), alignment: None, fidelity: Some(2) };
-        store.set_rating("abc", rating).unwrap();
-        store.add_favorite("abc").unwrap();
-        store.add_comparison("a cat", "abc", "def", false).unwrap();
-        store.record_score("abc", "ir-v1", "a cat", 1.5).unwrap();
+        store.set_rating(&h("abc"), rating).unwrap();
+        store.add_favorite(&h("abc")).unwrap();
+        store.add_comparison("a cat", &h("abc"), &h("def"), false).unwrap();
+        store.record_score(&h("abc"), "ir-v1", "a cat", 1.5).unwrap();
 
         assert!(store.remove_folder(folder).unwrap());
         assert!(store.image_by_path(&rec.path).unwrap().is_none());
@@ -738,10 +744,10 @@ mod tests {
 
         let folder_id = store.add_folder(folder).unwrap();
         store.upsert_image(&ImageRecord { folder_id: Some(folder_id), ..rec.clone() }).unwrap();
-        assert_eq!(store.rating("abc").unwrap(), Some(rating));
-        assert!(store.is_favorite("abc").unwrap());
-        assert_eq!(store.comparison_count("abc").unwrap(), 1);
-        assert_eq!(store.score("abc", "ir-v1", "a cat").unwrap(), Some(1.5));
+        assert_eq!(store.rating(&h("abc")).unwrap(), Some(rating));
+        assert!(store.is_favorite(&h("abc")).unwrap());
+        assert_eq!(store.comparison_count(&h("abc")).unwrap(), 1);
+        assert_eq!(store.score(&h("abc"), "ir-v1", "a cat").unwrap(), Some(1.5));
     }
 
     #[test]
@@ -766,10 +772,10 @@ mod tests {
             let folder_id = name.starts_with("/f").then_some(folder_id);
             store.upsert_image(&ImageRecord { folder_id, prompt_key: Some(key.into()), ..record(name, hash) }).unwrap();
         }
-        store.record_score("hb", "m", "cat", 2.0).unwrap();
-        store.record_score("ha", "m", "cat", 1.0).unwrap();
-        store.record_score("hc", "m", "cat", 9.0).unwrap();
-        store.record_score("hc", "other", "cat", 99.0).unwrap();
+        store.record_score(&h("hb"), "m", "cat", 2.0).unwrap();
+        store.record_score(&h("ha"), "m", "cat", 1.0).unwrap();
+        store.record_score(&h("hc"), "m", "cat", 9.0).unwrap();
+        store.record_score(&h("hc"), "other", "cat", 99.0).unwrap();
         let order = ImageOrder::BestScore { model_id: "m".into(), prompt: "cat".into() };
         let page = store.images_page(&ImageFilter::PromptKey("cat".into()), &order, 0, 10).unwrap();
         let got: Vec<_> = page.iter().map(|r| (r.image.record.path.clone(), r.score)).collect();

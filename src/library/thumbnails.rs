@@ -19,7 +19,8 @@ use std::thread::JoinHandle;
 use image::{ImageEncoder, RgbaImage};
 
 use crate::disk_cache::DiskCache;
-use crate::model::preprocess::{decode_image, read_image_file};
+use crate::image_file::{self, ContentHash, ImageFileError};
+use crate::model::preprocess::{PillowPixels, SourceImage, decode_image};
 
 /// Default longest side of a grid thumbnail, in pixels.
 pub const DEFAULT_SIDE_PX: u32 = 256;
@@ -49,7 +50,7 @@ pub struct Thumbnail {
 pub enum ThumbnailError {
     /// The source image could not be read or decoded.
     #[error(transparent)]
-    Source(#[from] crate::model::preprocess::PreprocessError),
+    Source(#[from] ImageFileError),
     /// The cache folder could not be written.
     #[error("thumbnail cache {path}: {source}")]
     Cache {
@@ -104,7 +105,7 @@ impl ThumbnailCache {
     }
 
     /// The cached thumbnail for this content and size, if there is a readable one.
-    pub fn get(&self, content_hash: &str, side: u32) -> Option<Thumbnail> {
+    pub fn get(&self, content_hash: &ContentHash, side: u32) -> Option<Thumbnail> {
         for ext in ["jpg", "png"] {
             let name = entry_name(content_hash, side, ext);
             let Some(bytes) = self.files.read(&name) else { continue };
@@ -122,16 +123,21 @@ impl ThumbnailCache {
 
     /// The thumbnail of `source` (whose content hash is `content_hash`) with its longest side at
     /// most `side` pixels: from the cache, or decoded once and stored.
-    pub fn get_or_create(&self, content_hash: &str, source: &Path, side: u32) -> Result<Thumbnail, ThumbnailError> {
+    pub fn get_or_create(
+        &self,
+        content_hash: &ContentHash,
+        source: &Path,
+        side: u32,
+    ) -> Result<Thumbnail, ThumbnailError> {
         if let Some(thumb) = self.get(content_hash, side) {
             return Ok(thumb);
         }
-        let bytes = read_image_file(source)?;
+        let bytes = image_file::read(source)?;
         self.decodes.fetch_add(1, Ordering::Relaxed);
-        let decoded = decode_image(&bytes).map_err(|e| e.at(source))?;
+        let decoded = decode_image(&bytes).map_err(|kind| kind.at(source))?;
         drop(bytes);
         let (width, height) = (decoded.width(), decoded.height());
-        let full = RgbaImage::from_raw(width, height, decoded.to_rgba8())
+        let full = RgbaImage::from_raw(width, height, display_rgba8(&decoded))
             .ok_or_else(|| ThumbnailError::Encode { path: source.to_path_buf(), message: "bad buffer".into() })?;
         drop(decoded);
         let (w, h) = fit_within(width, height, side.max(1));
@@ -147,9 +153,29 @@ impl ThumbnailCache {
     }
 }
 
+/// The decoded pixels as 8-bit RGBA for display; 16-bit grey keeps its high byte, unlike the
+/// model's input, which follows the reference's clip.
+fn display_rgba8(image: &SourceImage) -> Vec<u8> {
+    let gray = |v: u8| [v, v, v, 255];
+    match image.pixels() {
+        PillowPixels::Bilevel(v) | PillowPixels::L(v) => v.iter().flat_map(|&g| gray(g)).collect(),
+        PillowPixels::La(v) => v.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0], p[1]]).collect(),
+        PillowPixels::Rgb(v) => v.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
+        PillowPixels::Rgba(v) => v.clone(),
+        PillowPixels::Palette { indices, palette } => indices
+            .iter()
+            .flat_map(|&i| {
+                let [r, g, b] = palette[usize::from(i)];
+                [r, g, b, 255]
+            })
+            .collect(),
+        PillowPixels::I16(v) => v.iter().flat_map(|&g| gray(g.to_be_bytes()[0])).collect(),
+    }
+}
+
 /// The cache entry of one content hash at one size.
-fn entry_name(content_hash: &str, side: u32, ext: &str) -> String {
-    format!("{content_hash}-{side}.{ext}")
+fn entry_name(content_hash: &ContentHash, side: u32, ext: &str) -> String {
+    format!("{}-{side}.{ext}", content_hash.as_str())
 }
 
 /// The size of a `width`×`height` image scaled to fit in `side`×`side`, never enlarged.
@@ -187,7 +213,7 @@ fn encode(img: &RgbaImage, opaque: bool) -> image::ImageResult<Vec<u8>> {
 #[derive(Debug, Clone)]
 pub struct ThumbnailRequest {
     /// Content hash of the image (the cache key).
-    pub content_hash: String,
+    pub content_hash: ContentHash,
     /// Where the image is now.
     pub path: PathBuf,
     /// Longest side wanted.
@@ -202,7 +228,7 @@ pub enum ThumbnailEvent {
     /// The thumbnail is ready.
     Ready {
         /// Content hash it belongs to.
-        content_hash: String,
+        content_hash: ContentHash,
         /// Longest side requested.
         side: u32,
         /// The pixels.
@@ -211,7 +237,7 @@ pub enum ThumbnailEvent {
     /// The image could not be thumbnailed; shown as a broken cell with this reason.
     Failed {
         /// Content hash it belongs to.
-        content_hash: String,
+        content_hash: ContentHash,
         /// The file.
         path: PathBuf,
         /// Why, naming the file.
@@ -222,7 +248,7 @@ pub enum ThumbnailEvent {
 /// Work shared between the [`Thumbnailer`] handle and its threads.
 struct Queue {
     requests: VecDeque<ThumbnailRequest>,
-    in_flight: HashSet<(String, u32)>,
+    in_flight: HashSet<(ContentHash, u32)>,
     generation: u64,
     stopping: bool,
 }
@@ -273,7 +299,7 @@ impl Thumbnailer {
         if queue.in_flight.contains(&key) {
             return;
         }
-        queue.requests.retain(|r| (r.content_hash.as_str(), r.side) != (key.0.as_str(), key.1));
+        queue.requests.retain(|r| (&r.content_hash, r.side) != (&key.0, key.1));
         queue.requests.push_back(request);
         wake.notify_one();
     }
@@ -344,15 +370,22 @@ fn work(shared: &(Mutex<Queue>, Condvar), cache: &ThumbnailCache, sender: &Sende
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use std::time::Duration;
+
+    use super::*;
+
+    /// A content hash made of `tag` repeated (its first two digits pick the shard).
+    fn h(tag: &str) -> ContentHash {
+        let mut hex = tag.repeat(64 / tag.len() + 1);
+        hex.truncate(64);
+        ContentHash::parse(&hex).unwrap()
+    }
 
     /// A `side`×`side` RGB PNG of noise (thumbnails of it cost real decode work), or RGBA with a
     /// transparent corner.
     fn write_png(path: &Path, side: u32, alpha: bool) {
         let channels = if alpha { 4 } else { 3 };
-        let mut pixels =
-            crate::library::scan::noise_bytes(0x2545_F491_4F6C_DD1D, side as usize * side as usize * channels);
+        let mut pixels = crate::synthetic::noise_bytes(0x2545_F491_4F6C_DD1D, side as usize * side as usize * channels);
         if alpha {
             pixels[3] = 0;
         }
@@ -367,10 +400,10 @@ mod tests {
         write_png(&source, 1024, false);
         let cache_dir = tmp.path().join("cache");
         let cache = ThumbnailCache::open(&cache_dir, DEFAULT_CAP_BYTES).unwrap();
-        let first = cache.get_or_create("ab12", &source, 256).unwrap();
+        let first = cache.get_or_create(&h("ab12"), &source, 256).unwrap();
         assert_eq!((first.width, first.height), (256, 256));
         assert_eq!(first.rgba.len(), 256 * 256 * 4);
-        let again = cache.get_or_create("ab12", &source, 256).unwrap();
+        let again = cache.get_or_create(&h("ab12"), &source, 256).unwrap();
         assert_eq!((again.width, again.height), (256, 256));
         assert_eq!(cache.decodes(), 1);
         // After a restart, and with the source gone (moved), the cache still answers.
@@ -378,7 +411,7 @@ mod tests {
         std::fs::remove_file(&source).unwrap();
         let reopened = ThumbnailCache::open(&cache_dir, DEFAULT_CAP_BYTES).unwrap();
         assert!(reopened.size_bytes() > 0);
-        let cached = reopened.get_or_create("ab12", &source, 256).unwrap();
+        let cached = reopened.get_or_create(&h("ab12"), &source, 256).unwrap();
         assert_eq!((cached.width, cached.height), (256, 256));
         assert_eq!(reopened.decodes(), 0);
     }
@@ -389,8 +422,8 @@ mod tests {
         let source = tmp.path().join("alpha.png");
         write_png(&source, 64, true);
         let cache = ThumbnailCache::open(&tmp.path().join("c"), DEFAULT_CAP_BYTES).unwrap();
-        let thumb = cache.get_or_create("cd34", &source, 32).unwrap();
-        let stored = cache.get("cd34", 32).unwrap();
+        let thumb = cache.get_or_create(&h("cd34"), &source, 32).unwrap();
+        let stored = cache.get(&h("cd34"), 32).unwrap();
         assert_eq!(stored, thumb, "PNG storage is lossless");
         assert!(thumb.rgba.chunks(4).any(|p| p[3] < 255));
         assert_eq!(fit_within(1000, 60, 256), (256, 15));
@@ -406,19 +439,19 @@ mod tests {
         write_png(&source, 128, false);
         let one = {
             let probe = ThumbnailCache::open(&tmp.path().join("probe"), DEFAULT_CAP_BYTES).unwrap();
-            probe.get_or_create("00aa", &source, 128).unwrap();
+            probe.get_or_create(&h("00aa"), &source, 128).unwrap();
             probe.size_bytes()
         };
         // Room for about three thumbnails.
         let cache = ThumbnailCache::open(&tmp.path().join("c"), one * 3 + one / 2).unwrap();
         for i in 0..6 {
-            cache.get_or_create(&format!("{i:02}ff"), &source, 128).unwrap();
+            cache.get_or_create(&h(&format!("{i:02}ff")), &source, 128).unwrap();
             // Distinct mtimes, so "least recently used" is well defined on coarse clocks.
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(cache.size_bytes() <= one * 3 + one / 2, "{} > cap", cache.size_bytes());
-        assert!(cache.get("05ff", 128).is_some(), "the newest stays");
-        assert!(cache.get("00ff", 128).is_none(), "the oldest went");
+        assert!(cache.get(&h("05ff"), 128).is_some(), "the newest stays");
+        assert!(cache.get(&h("00ff"), 128).is_none(), "the oldest went");
     }
 
     #[test]
@@ -429,14 +462,15 @@ mod tests {
         write_png(&source, 40, false);
         {
             let cache = ThumbnailCache::open(&dir, DEFAULT_CAP_BYTES).unwrap();
-            cache.get_or_create("ee11", &source, 256).unwrap();
+            cache.get_or_create(&h("ee11"), &source, 256).unwrap();
         }
         let shard = dir.join(LAYOUT).join("ee");
-        std::fs::write(shard.join("ee11-256.tmp-99-0"), b"half").unwrap();
-        std::fs::write(shard.join("ee11-256.jpg"), b"garbage").unwrap();
+        let stem = format!("{}-256", h("ee11"));
+        std::fs::write(shard.join(format!("{stem}.tmp-99-0")), b"half").unwrap();
+        std::fs::write(shard.join(format!("{stem}.jpg")), b"garbage").unwrap();
         let cache = ThumbnailCache::open(&dir, DEFAULT_CAP_BYTES).unwrap();
-        assert!(!shard.join("ee11-256.tmp-99-0").exists());
-        let thumb = cache.get_or_create("ee11", &source, 256).unwrap();
+        assert!(!shard.join(format!("{stem}.tmp-99-0")).exists());
+        let thumb = cache.get_or_create(&h("ee11"), &source, 256).unwrap();
         assert_eq!((thumb.width, thumb.height), (40, 40));
         assert_eq!(cache.decodes(), 1, "the damaged entry was made again");
     }
@@ -451,7 +485,7 @@ mod tests {
         let cache = Arc::new(ThumbnailCache::open(&tmp.path().join("c"), DEFAULT_CAP_BYTES).unwrap());
         let (thumbs, events) = Thumbnailer::start(Arc::clone(&cache), 1).unwrap();
         let request = |hash: &str, path: &Path, generation| ThumbnailRequest {
-            content_hash: hash.to_string(),
+            content_hash: h(hash),
             path: path.to_path_buf(),
             side: 64,
             generation,
@@ -463,7 +497,7 @@ mod tests {
             got.push(events.recv_timeout(Duration::from_secs(10)).unwrap());
         }
         assert!(got.iter().any(|e| matches!(e, ThumbnailEvent::Ready { content_hash, thumbnail, .. }
-            if content_hash == "1111" && thumbnail.width == 64)));
+            if *content_hash == h("1111") && thumbnail.width == 64)));
         assert!(got.iter().any(|e| matches!(e, ThumbnailEvent::Failed { reason, .. } if reason.contains("bad.png"))));
 
         // Queue many old-generation requests behind a slow-ish one, then move on: they are dropped.
@@ -485,13 +519,13 @@ mod tests {
         thumbs.request(request("3333", &good, 2));
         let mut ready = Vec::new();
         while let Ok(ThumbnailEvent::Ready { content_hash, .. }) = events.recv_timeout(Duration::from_secs(5)) {
-            let done = content_hash == "3333";
+            let done = content_hash == h("3333");
             ready.push(content_hash);
             if done {
                 break;
             }
         }
-        assert_eq!(ready.last().map(String::as_str), Some("3333"));
+        assert_eq!(ready.last(), Some(&h("3333")));
         let stale_done = ready.len() - 1;
         assert!(stale_done <= stale_started + 1, "{stale_done} stale results, {stale_started} started: {ready:?}");
         assert!(stale_done < 50, "nothing was dropped");

@@ -22,9 +22,9 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
-use super::scan::{ScanOptions, ScanReport, import_paths, looks_complete, scan_folders};
+use super::scan::{ScanOptions, ScanReport, import_paths, scan_folders};
 use super::store::{Store, StoreError};
-use crate::files::has_image_extension;
+use crate::image_file::{has_image_extension, looks_complete};
 
 /// Timings of the watcher; the defaults suit generators writing to a local disk.
 #[derive(Debug, Clone)]
@@ -417,8 +417,9 @@ impl WatchState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::library::scan::{ScanIssue, write_synthetic_pngs};
+    use crate::library::scan::ScanIssue;
     use crate::library::store::Rating;
+    use crate::synthetic::write_synthetic_pngs;
     use std::io::Write;
 
     /// Fast timings so tests take well under a second per change.

@@ -78,7 +78,7 @@ pub enum ModelError {
     },
     /// An image could not be decoded or preprocessed.
     #[error(transparent)]
-    Image(#[from] super::preprocess::PreprocessError),
+    Image(#[from] crate::image_file::ImageFileError),
     /// A tensor operation failed (shape bug, out of device memory, kernel error).
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),

@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn known_prompt_matches_reference_ids() {
-        // Ids recorded from the reference tokenizer (stack.md §5).
+        // Ids recorded from the reference tokenizer (Hugging Face `bert-base-uncased`, as BLIP loads it).
         let tk = PromptTokenizer::bundled().unwrap();
         let t = tk.encode("a painting of an ocean with clouds and birds, day time, low depth field effect").unwrap();
         let expected = [

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use half::f16;
 
 use crate::disk_cache::DiskCache;
-use crate::library::ContentHash;
+use crate::image_file::ContentHash;
 
 /// First bytes of an entry; the digit is the layout version.
 const MAGIC: &[u8; 8] = b"RLEMB01\0";

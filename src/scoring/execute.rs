@@ -18,7 +18,7 @@ use super::protocol::{
 use super::schedule::{Job, Lane, Scheduler};
 use super::settings::ModelSpec;
 use super::worker::{Shared, WorkerConfig};
-use crate::library::ContentHash;
+use crate::image_file::ContentHash;
 use crate::library::store::Store;
 use crate::model::PromptTokens;
 
@@ -390,10 +390,10 @@ impl Executor {
         source: ScoreSource,
     ) {
         if let Some(store) = store {
-            let rows: Vec<(&str, &str, f64)> = items
+            let rows: Vec<(&ContentHash, &str, f64)> = items
                 .iter()
                 .zip(scores)
-                .map(|((_, r), s)| (r.content_hash.as_str(), r.prompt.as_str(), f64::from(*s)))
+                .map(|((_, r), s)| (&r.content_hash, r.prompt.as_str(), f64::from(*s)))
                 .collect();
             let saved =
                 store.lock().unwrap_or_else(PoisonError::into_inner).record_scores(model.backend.model_id(), &rows);

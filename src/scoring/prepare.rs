@@ -1,20 +1,22 @@
 //! Getting one image ready for the model, on a decode thread: what is already known is looked up
-//! first (a stored score, cached image tokens), so the file is read only when needed and decoded
-//! only when its tokens are not cached.
+//! first (a stored score, cached image tokens, the library's row for an unchanged file), so the
+//! file is read only when needed, hashed and parsed only when the library has not done it, and
+//! decoded only when its tokens are not cached.
 
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
 use super::embeddings::{EmbeddingCache, ImageEmbedding};
 use super::protocol::{ItemError, NoPrompt};
-use crate::library::ContentHash;
+use crate::image_file::{self, ContentHash, ImageFormat};
 use crate::library::metadata::generation_params_from_bytes;
+use crate::library::scan::unchanged_row;
 use crate::library::store::Store;
 use crate::model::preprocess;
 
 /// What a decode thread needs to look things up.
 pub(crate) struct Lookup<'a> {
-    /// Stored scores; `None` when the worker runs without a library.
+    /// Stored scores and library rows; `None` when the worker runs without a library.
     pub store: Option<&'a Mutex<Store>>,
     /// Cached image tokens of the current model.
     pub embeddings: Option<&'a EmbeddingCache>,
@@ -55,7 +57,7 @@ pub(crate) struct Prepared {
     pub input: ModelInput,
 }
 
-/// Why an image could not be prepared, with its content hash when it was read that far.
+/// Why an image could not be prepared, with its content hash when it was known or read.
 #[derive(Debug)]
 pub(crate) struct PrepareError {
     /// The content hash, when known.
@@ -65,58 +67,74 @@ pub(crate) struct PrepareError {
 }
 
 impl PrepareError {
-    fn new(content_hash: Option<&ContentHash>, error: ItemError) -> Self {
-        Self { content_hash: content_hash.cloned(), error }
+    fn new(content_hash: Option<&ContentHash>, error: impl Into<ItemError>) -> Self {
+        Self { content_hash: content_hash.cloned(), error: error.into() }
     }
 }
 
-fn stored_score(lookup: &Lookup, hash: &ContentHash, prompt: &str) -> Option<f64> {
-    let store = lookup.store?.lock().unwrap_or_else(PoisonError::into_inner);
-    // A failed lookup only means scoring again.
-    store.score(hash.as_str(), lookup.model_id, prompt).ok().flatten()
+impl Lookup<'_> {
+    fn store(&self) -> Option<std::sync::MutexGuard<'_, Store>> {
+        Some(self.store?.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The stored score, if any (a failed lookup only means scoring again).
+    fn stored_score(&self, hash: &ContentHash, prompt: &str) -> Option<f64> {
+        self.store()?.score(hash, self.model_id, prompt).ok().flatten()
+    }
+
+    /// What is known without running the image tower: a stored score or cached tokens.
+    fn known(&self, hash: &ContentHash, prompt: &str) -> Option<ModelInput> {
+        if let Some(score) = self.stored_score(hash, prompt) {
+            return Some(ModelInput::Stored(score));
+        }
+        self.embeddings.and_then(|c| c.get(hash)).map(ModelInput::Cached)
+    }
+
+    /// The library's content hash and own prompt for a file it imported and that has not changed
+    /// since (one `stat` and one indexed read instead of a hash and a metadata parse).
+    fn library_facts(&self, input: &PrepareInput) -> Option<(ContentHash, Option<String>)> {
+        let row = unchanged_row(&*self.store()?, &input.path)?;
+        Some((row.record.content_hash?, row.record.prompt))
+    }
 }
 
 /// Prepares one image.
 pub(crate) fn prepare(input: &PrepareInput, lookup: &Lookup) -> Result<Prepared, PrepareError> {
     let path = &input.path;
+    let (mut hash, mut prompt) = (input.content_hash.clone(), input.prompt.clone());
+    if hash.is_none()
+        && let Some((known_hash, own_prompt)) = lookup.library_facts(input)
+    {
+        hash = Some(known_hash);
+        prompt = prompt.or(own_prompt);
+    }
     // Known content and prompt: the store or the cache may answer without touching the file.
-    if let (Some(hash), Some(prompt)) = (&input.content_hash, &input.prompt) {
-        if let Some(score) = stored_score(lookup, hash, prompt) {
-            return Ok(Prepared {
-                content_hash: hash.clone(),
-                prompt: prompt.clone(),
-                input: ModelInput::Stored(score),
-            });
-        }
-        if let Some(embedding) = lookup.embeddings.and_then(|c| c.get(hash)) {
-            return Ok(Prepared {
-                content_hash: hash.clone(),
-                prompt: prompt.clone(),
-                input: ModelInput::Cached(embedding),
-            });
-        }
+    if let (Some(hash), Some(prompt)) = (&hash, &prompt)
+        && let Some(known) = lookup.known(hash, prompt)
+    {
+        return Ok(Prepared { content_hash: hash.clone(), prompt: prompt.clone(), input: known });
     }
-    let unreadable = |hash: Option<&ContentHash>, message: String| PrepareError::new(hash, ItemError::Image(message));
-    let bytes =
-        preprocess::read_image_file(path).map_err(|e| unreadable(input.content_hash.as_ref(), e.to_string()))?;
-    preprocess::check_format(&bytes).map_err(|e| unreadable(input.content_hash.as_ref(), e.to_string()))?;
-    let content_hash = ContentHash::of(&bytes);
-    let no_prompt = |why: NoPrompt| PrepareError::new(Some(&content_hash), ItemError::NoPrompt(why));
-    let prompt = match &input.prompt {
-        Some(p) => p.clone(),
-        None => match generation_params_from_bytes(path, &bytes) {
-            Ok(Some(params)) => params.prompt.ok_or_else(|| no_prompt(NoPrompt::NotInMetadata))?,
-            Ok(None) => return Err(no_prompt(NoPrompt::NoMetadata)),
-            Err(e) => return Err(no_prompt(NoPrompt::Unreadable(e.to_string()))),
-        },
+    let bytes = image_file::read(path).map_err(|e| PrepareError::new(hash.as_ref(), e.kind))?;
+    // A half-written or cut file says so, rather than "no prompt" or a decoder's message.
+    ImageFormat::of(&bytes)
+        .and_then(|format| image_file::check_whole(format, &bytes))
+        .map_err(|kind| PrepareError::new(hash.as_ref(), kind))?;
+    let content_hash = hash.unwrap_or_else(|| ContentHash::of(&bytes));
+    let prompt = match prompt {
+        Some(p) => p,
+        None => {
+            let no_prompt = |why| PrepareError::new(Some(&content_hash), ItemError::NoPrompt(why));
+            match generation_params_from_bytes(path, &bytes) {
+                Ok(Some(params)) => params.prompt.ok_or_else(|| no_prompt(NoPrompt::NotInMetadata))?,
+                Ok(None) => return Err(no_prompt(NoPrompt::NoMetadata)),
+                Err(e) => return Err(no_prompt(NoPrompt::Unreadable(e.to_string()))),
+            }
+        }
     };
-    if let Some(score) = stored_score(lookup, &content_hash, &prompt) {
-        return Ok(Prepared { content_hash, prompt, input: ModelInput::Stored(score) });
+    if let Some(known) = lookup.known(&content_hash, &prompt) {
+        return Ok(Prepared { content_hash, prompt, input: known });
     }
-    if let Some(embedding) = lookup.embeddings.and_then(|c| c.get(&content_hash)) {
-        return Ok(Prepared { content_hash, prompt, input: ModelInput::Cached(embedding) });
-    }
-    let image = preprocess::decode_image(&bytes).map_err(|e| unreadable(Some(&content_hash), e.to_string()))?;
+    let image = preprocess::decode_image(&bytes).map_err(|kind| PrepareError::new(Some(&content_hash), kind))?;
     drop(bytes);
     Ok(Prepared { content_hash, prompt, input: ModelInput::Pixels(preprocess::preprocess_image(&image)) })
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::settings::ModelSpec;
-use crate::library::ContentHash;
+use crate::image_file::{ContentHash, ImageFileErrorKind};
 use crate::model::{DeviceKind, MAX_TOKENS, ModelError, Precision};
 
 /// Identifies a request; increases with every submission.
@@ -142,8 +142,8 @@ pub struct ScoreResult {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ItemError {
     /// The file could not be read or decoded.
-    #[error("{0}")]
-    Image(String),
+    #[error(transparent)]
+    Image(#[from] ImageFileErrorKind),
     /// No prompt was given and the image's metadata has none.
     #[error("{0}; give a prompt to score it")]
     NoPrompt(NoPrompt),

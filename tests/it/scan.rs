@@ -15,7 +15,7 @@ fn scan_imports_a_folder_then_rescans_it_unchanged_and_reports_bad_files() {
     let tmp = tempfile::tempdir().unwrap();
     let images = tmp.path().join("images");
     std::fs::create_dir(&images).unwrap();
-    rewardlens::library::scan::write_synthetic_pngs(&images, 5).unwrap();
+    rewardlens::synthetic::write_synthetic_pngs(&images, 5).unwrap();
     std::fs::write(images.join("broken.png"), b"not a png").unwrap();
     let db = tmp.path().join("lib.sqlite3");
     let (db, folder) = (db.to_str().unwrap(), images.to_str().unwrap());
@@ -48,8 +48,8 @@ fn scan_watch_imports_new_files_until_ctrl_c() {
     let source = tmp.path().join("source");
     std::fs::create_dir(&images).unwrap();
     std::fs::create_dir(&source).unwrap();
-    rewardlens::library::scan::write_synthetic_pngs(&images, 2).unwrap();
-    rewardlens::library::scan::write_synthetic_pngs(&source, 3).unwrap();
+    rewardlens::synthetic::write_synthetic_pngs(&images, 2).unwrap();
+    rewardlens::synthetic::write_synthetic_pngs(&source, 3).unwrap();
     let db = tmp.path().join("lib.sqlite3");
     let mut child = crate::util::rewardlens_command()
         .args(["scan", "--watch", "--db", db.to_str().unwrap(), images.to_str().unwrap()])

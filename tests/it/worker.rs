@@ -7,11 +7,11 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use rewardlens::library::ContentHash;
+use rewardlens::image_file::{ContentHash, ImageFileErrorKind};
 use rewardlens::library::store::Store;
 use rewardlens::scoring::{
-    DeviceKind, EmbeddingCache, ModelSpec, ModelState, Precision, Priority, ScoreItem, ScoreRequest, ScoreResult,
-    ScoreSource, ScoringEvent, ScoringWorker, WorkerConfig, model_id,
+    DeviceKind, EmbeddingCache, ItemError, ItemFailure, ModelSpec, ModelState, NoPrompt, Precision, Priority,
+    ScoreItem, ScoreRequest, ScoreResult, ScoreSource, ScoringEvent, ScoringWorker, WorkerConfig, model_id,
 };
 
 use crate::util::{expected, fixtures};
@@ -75,6 +75,7 @@ fn request(items: Vec<ScoreItem>, prompt: &str, priority: Priority, supersede: b
 struct Outcome {
     scored: Vec<ScoreResult>,
     failed: Vec<(PathBuf, String)>,
+    failures: Vec<ItemFailure>,
     dropped: usize,
 }
 
@@ -84,7 +85,10 @@ fn collect(events: &Receiver<ScoringEvent>, ticket: u64) -> Outcome {
     while Instant::now() < deadline {
         match events.recv_timeout(Duration::from_secs(5)) {
             Ok(ScoringEvent::Scored(r)) if r.ticket == ticket => out.scored.push(r),
-            Ok(ScoringEvent::Failed(f)) if f.ticket == ticket => out.failed.push((f.path.clone(), f.to_string())),
+            Ok(ScoringEvent::Failed(f)) if f.ticket == ticket => {
+                out.failed.push((f.path.clone(), f.to_string()));
+                out.failures.push(f);
+            }
             Ok(ScoringEvent::Finished { ticket: t, scored, failed, dropped }) if t == ticket => {
                 assert_eq!((scored, failed), (out.scored.len(), out.failed.len()));
                 out.dropped = dropped;
@@ -131,7 +135,7 @@ fn a_folder_is_scored_into_the_store_once_and_a_rerank_runs_on_cached_tokens() {
     let store = Store::open(&s.db).unwrap();
     let id = model_id(&fixtures().join("tiny-st/model.safetensors")).unwrap();
     for r in &first.scored {
-        assert_eq!(store.score(r.content_hash.as_str(), &id, first_prompt).unwrap(), Some(r.score));
+        assert_eq!(store.score(&r.content_hash, &id, first_prompt).unwrap(), Some(r.score));
     }
     assert_eq!(worker.stats().image_tower_images.load(Ordering::Relaxed), n as u64);
 
@@ -197,6 +201,47 @@ fn own_prompts_come_from_metadata_and_bad_files_are_reported_while_the_rest_are_
     assert!(reason("text.png").contains("not a PNG"), "{}", reason("text.png"));
     assert!(reason("cut.png").contains("cut.png"), "{}", reason("cut.png"));
     assert!(reason("rgb_300x200.png").contains("prompt"), "{}", reason("rgb_300x200.png"));
+    // The failures are typed, so a UI can mark each cell, and carry the hash once the file was read.
+    let failure = |name: &str| out.failures.iter().find(|f| f.path.ends_with(name)).unwrap();
+    assert_eq!(failure("zero.png").error, ItemError::Image(ImageFileErrorKind::Empty));
+    assert_eq!(failure("text.png").error, ItemError::Image(ImageFileErrorKind::UnsupportedFormat));
+    assert!(failure("zero.png").content_hash.is_none());
+    assert_eq!(failure("cut.png").error, ItemError::Image(ImageFileErrorKind::Truncated));
+    let no_prompt = failure("rgb_300x200.png");
+    assert_eq!(no_prompt.error, ItemError::NoPrompt(NoPrompt::NoMetadata));
+    assert_eq!(no_prompt.content_hash, Some(ContentHash::of(&good)));
+}
+
+#[test]
+fn a_file_the_library_imported_is_not_hashed_or_parsed_again() {
+    use rewardlens::library::scan::{ScanOptions, scan_folders};
+    let s = setup();
+    let synthetic = s._tmp.path().join("synthetic");
+    std::fs::create_dir(&synthetic).unwrap();
+    rewardlens::synthetic::write_synthetic_pngs(&synthetic, 3).unwrap();
+    let mut store = Store::open(&s.db).unwrap();
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    scan_folders(&mut store, std::slice::from_ref(&synthetic), &ScanOptions { threads: 1 }, |_| {}, &cancel).unwrap();
+    // Mark what only the library knows: a scoring run that parsed the files would not see it.
+    let known = synthetic.join("img_000001.png");
+    drop(store);
+    let conn = rusqlite::Connection::open(&s.db).unwrap();
+    conn.execute("UPDATE images SET prompt = 'known to the library' WHERE path = ?1", [known.to_str().unwrap()])
+        .unwrap();
+    drop(conn);
+    let changed = synthetic.join("img_000002.png");
+    // A file rewritten after the import is read afresh.
+    let original = std::fs::read(&changed).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&changed, &original).unwrap();
+
+    let (worker, events) = start(config(&s, 4));
+    let items = [&known, &changed].into_iter().map(|p| ScoreItem::file(p.clone())).collect();
+    let t = worker.submit(ScoreRequest { items, prompt: None, priority: Priority::Library, supersede: false }).unwrap();
+    let out = collect(&events, t);
+    let prompt_of = |path: &Path| out.scored.iter().find(|r| r.path == path).map(|r| r.prompt.clone()).unwrap();
+    assert_eq!(prompt_of(&known), "known to the library");
+    assert_eq!(prompt_of(&changed), "synthetic image 2");
 }
 
 #[test]
@@ -297,7 +342,7 @@ fn killing_a_scoring_run_leaves_the_store_and_the_cache_consistent() {
     let s = setup();
     let many = s._tmp.path().join("many");
     std::fs::create_dir(&many).unwrap();
-    rewardlens::library::scan::write_synthetic_pngs_sized(&many, 400, 96).unwrap();
+    rewardlens::synthetic::write_synthetic_pngs_sized(&many, 400, 96).unwrap();
     let mut child = crate::util::rewardlens_command()
         .args(["score", "--model", &fixtures().join("tiny-st").display().to_string(), "--device", "cpu"])
         .args(["--batch", "4", "--prompt", "kill me", "--db", &s.db.display().to_string()])

@@ -1,5 +1,6 @@
 //! AUTOMATIC1111 / Forge / SD.Next "infotext": prompt lines, an optional `Negative prompt:`
-//! section and a last line of `Key: value` settings (`peers.md` §2.2).
+//! section and a last line of `Key: value` settings (AUTOMATIC1111/stable-diffusion-webui
+//! `modules/processing.py` `create_infotext`, read back by `modules/infotext_utils.py`).
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! ComfyUI (`peers.md` §2.3): the `prompt` API graph that actually ran, or failing that the
+//! ComfyUI (comfyanonymous/ComfyUI `nodes.py` `SaveImage`): the `prompt` API graph that actually ran, or failing that the
 //! `workflow` UI graph. No field says which text is the prompt, so it is found by following the
 //! final sampler's `positive`/`negative` inputs back to the text encoders; a graph where that
 //! is ambiguous or leads somewhere unknown gives `None`, never a guess.

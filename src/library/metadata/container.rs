@@ -1,5 +1,7 @@
 //! Getting raw metadata text out of files: PNG text chunks (anywhere in the file), JPEG APP1
-//! EXIF and COM segments, the WebP `EXIF` chunk, and an A1111 `.txt` sidecar (`peers.md` §2.1).
+//! EXIF and COM segments, the WebP `EXIF` chunk, and an A1111 `.txt` sidecar, as the writers put
+//! them there (Pillow's `PngImagePlugin`, piexif, AUTOMATIC1111/stable-diffusion-webui
+//! `modules/images.py`, mcmonkeyprojects/SwarmUI `src/Utils/Image.cs`).
 //!
 //! Readers here are lenient: a truncated or odd file yields whatever text came before the damage.
 
@@ -7,6 +9,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::MetadataError;
+use crate::image_file::{self, ImageFileErrorKind, ImageFormat};
 
 /// Key under which the EXIF UserComment (0x9286) text is stored.
 pub const USER_COMMENT: &str = "UserComment";
@@ -43,13 +46,12 @@ impl RawMetadata {
 
 /// Reads every piece of metadata text from an image file and its `.txt` sidecar.
 pub fn read_raw_metadata(path: &Path) -> Result<RawMetadata, MetadataError> {
-    let io_err = |source| MetadataError::Io { path: path.to_path_buf(), source };
-    // Opening a FIFO would block until a writer appears: look only at regular files.
-    let meta = std::fs::metadata(path).map_err(io_err)?;
-    if !meta.is_file() {
-        return Ok(RawMetadata::default());
-    }
-    let file = std::fs::File::open(path).map_err(io_err)?;
+    // The guarded open never opens a FIFO (it would block); only regular files carry metadata.
+    let file = match image_file::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind == ImageFileErrorKind::NotAFile => return Ok(RawMetadata::default()),
+        Err(e) => return Err(e.into()),
+    };
     let mut raw = raw_metadata_from_reader(path, BufReader::new(file))?;
     if let Some(text) = read_sidecar(path) {
         raw.entries.push((SIDECAR_TXT.to_string(), text));
@@ -73,15 +75,11 @@ fn raw_metadata_from_reader<R: Read + Seek>(path: &Path, mut reader: R) -> Resul
     let mut magic = [0u8; 12];
     let n = read_up_to(&mut reader, &mut magic).map_err(io_err)?;
     reader.seek(SeekFrom::Start(0)).map_err(io_err)?;
-    let magic = &magic[..n];
-    let found = if magic.starts_with(b"\x89PNG\r\n\x1a\n") {
-        png_text_chunks(reader)
-    } else if magic.starts_with(&[0xFF, 0xD8]) {
-        jpeg_metadata(reader)
-    } else if magic.len() == 12 && &magic[..4] == b"RIFF" && &magic[8..] == b"WEBP" {
-        webp_metadata(reader)
-    } else {
-        Ok(Vec::new())
+    let found = match ImageFormat::sniff(&magic[..n]) {
+        Some(ImageFormat::Png) => png_text_chunks(reader),
+        Some(ImageFormat::Jpeg) => jpeg_metadata(reader),
+        Some(ImageFormat::WebP) => webp_metadata(reader),
+        None => Ok(Vec::new()),
     };
     raw.entries = found.map_err(io_err)?;
     Ok(raw)
@@ -339,7 +337,7 @@ fn exif_texts(bytes: &[u8], out: &mut Vec<(String, String)>) {
     }
 }
 
-/// EXIF UserComment: an 8-byte charset prefix then the payload (`peers.md` §2.1). UNICODE is
+/// EXIF UserComment (tag 0x9286): an 8-byte charset prefix then the payload. UNICODE is
 /// UTF-16 in either byte order whatever the TIFF says (A1111 writes BE, SwarmUI LE), so a BOM
 /// or the zero high bytes of ASCII characters decide; the TIFF order breaks ties.
 pub fn decode_user_comment(bytes: &[u8], tiff_big_endian: bool) -> String {

@@ -1,4 +1,4 @@
-//! Easy Diffusion (`peers.md` §2.8): one PNG text chunk per field (`prompt`,
+//! Easy Diffusion (easydiffusion/easydiffusion): one PNG text chunk per field (`prompt`,
 //! `num_inference_steps`, …, or capitalised variants), or the same keys as JSON in a JPEG's
 //! EXIF UserComment.
 

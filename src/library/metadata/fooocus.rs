@@ -1,4 +1,4 @@
-//! Fooocus and its forks (`peers.md` §2.6): PNG `parameters` JSON with `fooocus_scheme`,
+//! Fooocus and its forks (lllyasviel/Fooocus `modules/meta_parser.py`): PNG `parameters` JSON with `fooocus_scheme`,
 //! EXIF UserComment JSON, RuinedFooocus `parameters`, FooocusMRE `Comment`.
 
 use super::container::{RawMetadata, USER_COMMENT};

@@ -1,4 +1,4 @@
-//! InvokeAI, every variant (`peers.md` §2.4): v3–v5 `invokeai_metadata` flat JSON, v2
+//! InvokeAI (invoke-ai/InvokeAI), every variant: v3–v5 `invokeai_metadata` flat JSON, v2
 //! `sd-metadata` JSON, and v1 `Dream` command lines (negative prompt in `[…]`).
 
 use super::container::RawMetadata;

@@ -1,5 +1,6 @@
 //! NovelAI: PNG `Description` (the prompt), `Software: NovelAI`, `Source` (the model) and a
-//! `Comment` JSON of settings with `uc` as the negative prompt (`peers.md` §2.5).
+//! `Comment` JSON of settings with `uc` as the negative prompt (read the same way by
+//! RupertAvery/DiffusionToolkit and zanllp/sd-webui-infinite-image-browsing).
 
 use super::container::RawMetadata;
 use super::{GenerationParams, json_f64, json_i64, json_string, json_u32, parse_json_object};

@@ -1,5 +1,5 @@
 //! SwarmUI: JSON `{"sui_image_params": {...}}` in PNG `parameters` or EXIF UserComment
-//! (`peers.md` §2.7).
+//! (mcmonkeyprojects/SwarmUI `src/Utils/Image.cs`).
 
 use super::{GenerationParams, json_f64, json_i64, json_string, json_u32, parse_json_object};
 

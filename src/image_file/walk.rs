@@ -1,8 +1,11 @@
-//! Turning command-line paths into the image files to work on.
+//! Turning command-line paths and watched folders into the image files to work on.
 
 use std::path::{Path, PathBuf};
 
-/// Extensions picked up when walking folders (a file named explicitly is always tried).
+use super::format::ImageFormat;
+
+/// Extensions picked up when walking folders (a file named explicitly is always tried): those of
+/// every [`ImageFormat`].
 pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp"];
 
 /// A path that could not be listed, reported and skipped.
@@ -14,11 +17,9 @@ pub struct WalkError {
     pub reason: String,
 }
 
-/// Whether a file name has one of the image extensions.
+/// Whether a file name has one of the image extensions, so a walk skips sidecars and notes.
 pub fn has_image_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+    ImageFormat::from_extension(path).is_some()
 }
 
 /// Why a FIFO, socket or device named like an image is skipped.
@@ -81,6 +82,12 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<WalkError>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_extensions_are_those_of_the_formats() {
+        let of_formats: Vec<&str> = ImageFormat::ALL.iter().flat_map(|f| f.extensions()).copied().collect();
+        assert_eq!(IMAGE_EXTENSIONS, of_formats);
+    }
 
     #[test]
     fn walks_recursively_and_filters_extensions() {
