@@ -96,7 +96,7 @@ fn bad_files_are_reported_one_line_each_and_the_run_goes_on() {
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     for (bad, reason) in [
-        ("truncated.png", "corrupt"),
+        ("truncated.png", "truncated: the file ends before the image does"),
         ("zero.png", "empty file (0 bytes)"),
         ("not_an_image.jpg", "not a PNG, JPEG or WebP"),
     ] {
