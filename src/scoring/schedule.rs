@@ -198,27 +198,25 @@ impl<I, P, C> Scheduler<I, P, C> {
     /// An image of `ticket` was scored.
     pub fn scored(&mut self, ticket: Ticket) {
         self.done += 1;
-        if let Some(c) = self.tickets.get_mut(&ticket) {
-            c.scored += 1;
-            c.remaining = c.remaining.saturating_sub(1);
-        }
-        self.finish_if_done(ticket);
+        self.count(ticket, |c| &mut c.scored);
     }
 
     /// An image of `ticket` failed.
     pub fn failed(&mut self, ticket: Ticket) {
         self.done += 1;
-        if let Some(c) = self.tickets.get_mut(&ticket) {
-            c.failed += 1;
-            c.remaining = c.remaining.saturating_sub(1);
-        }
-        self.finish_if_done(ticket);
+        self.count(ticket, |c| &mut c.failed);
     }
 
     fn drop_stale(&mut self, ticket: Ticket) {
         self.total = self.total.saturating_sub(1);
+        self.count(ticket, |c| &mut c.dropped);
+    }
+
+    /// One image of `ticket` is settled (the counter `which` picks says how); finishes the ticket
+    /// with its last image.
+    fn count(&mut self, ticket: Ticket, which: fn(&mut TicketCounts) -> &mut usize) {
         if let Some(c) = self.tickets.get_mut(&ticket) {
-            c.dropped += 1;
+            *which(c) += 1;
             c.remaining = c.remaining.saturating_sub(1);
         }
         self.finish_if_done(ticket);
