@@ -1,8 +1,11 @@
-//! The user's image collection: store, scan, generation metadata, watching and thumbnails.
+//! The user's image collection: store, views and groups, scan, generation metadata, watching and
+//! thumbnails.
 //! No GUI dependency.
 
+pub mod groups;
 pub mod metadata;
 pub mod scan;
 pub mod store;
 pub mod thumbnails;
+pub mod views;
 pub mod watch;

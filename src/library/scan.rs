@@ -498,6 +498,10 @@ fn examine(job: &Job) -> Outcome {
             record.prompt.clone_from(&params.prompt);
             record.negative_prompt.clone_from(&params.negative_prompt);
             record.prompt_key = params.prompt.as_deref().map(prompt_group_key);
+            record.checkpoint.clone_from(&params.model);
+            record.checkpoint_hash.clone_from(&params.model_hash);
+            record.sampler.clone_from(&params.sampler);
+            record.seed = params.seed;
             record.params_json = serde_json::to_string(&params).ok();
         }
         Ok(None) => {}
@@ -761,9 +765,7 @@ mod tests {
         .unwrap();
         assert!(report.cancelled, "{report:?}");
         assert!(report.added < 1200, "{report:?}");
-        let stored = store
-            .images_page(&crate::library::store::ImageFilter::All, &crate::library::store::ImageOrder::Path, 0, 5000)
-            .unwrap();
+        let stored = store.view(&crate::library::views::ViewQuery::default()).unwrap();
         assert_eq!(stored.len(), report.added);
         assert!(store.folders().unwrap()[0].last_scan_at.is_none());
         // A later scan finishes the job.

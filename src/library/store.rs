@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::types::Value;
-
+use super::metadata::prompt_group_key;
 use crate::image_file::ContentHash;
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter};
+use crate::model::TokenKey;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 /// File name of the store inside the platform data directory.
 pub const DEFAULT_FILE_NAME: &str = "library.sqlite3";
@@ -79,6 +79,55 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE favorites (
         content_hash TEXT PRIMARY KEY,
         added_at INTEGER NOT NULL
+    );",
+    // v2: scores keyed by what the model sees of the prompt (its token ids), so prompts differing
+    // only in case, spacing or accents share one score; prompts interned; checkpoint, sampler and
+    // seed as indexed columns; v1 scores kept in `legacy_scores` until a model of theirs re-keys
+    // them (that needs the model's tokenizer).
+    "CREATE TABLE prompts (
+        id INTEGER PRIMARY KEY,
+        text TEXT NOT NULL UNIQUE,
+        group_key TEXT NOT NULL
+    );
+    CREATE INDEX prompts_group_key ON prompts(group_key);
+    INSERT OR IGNORE INTO prompts (text, group_key)
+        SELECT prompt, prompt_key FROM images WHERE prompt IS NOT NULL AND prompt_key IS NOT NULL;
+    ALTER TABLE images ADD COLUMN prompt_id INTEGER REFERENCES prompts(id);
+    ALTER TABLE images ADD COLUMN checkpoint TEXT;
+    ALTER TABLE images ADD COLUMN checkpoint_hash TEXT;
+    ALTER TABLE images ADD COLUMN sampler TEXT;
+    ALTER TABLE images ADD COLUMN seed INTEGER;
+    UPDATE images SET prompt_id = (SELECT id FROM prompts WHERE text = images.prompt) WHERE prompt IS NOT NULL;
+    UPDATE images SET
+        checkpoint = json_extract(params_json, '$.model'),
+        checkpoint_hash = json_extract(params_json, '$.model_hash'),
+        sampler = json_extract(params_json, '$.sampler'),
+        seed = json_extract(params_json, '$.seed')
+        WHERE params_json IS NOT NULL AND json_valid(params_json);
+    CREATE INDEX images_prompt_id ON images(prompt_id);
+    CREATE INDEX images_checkpoint ON images(checkpoint);
+    CREATE INDEX images_sampler ON images(sampler);
+    CREATE INDEX images_generator ON images(generator);
+    CREATE INDEX images_seed ON images(seed);
+    CREATE TABLE prompt_tokens (
+        model_id TEXT NOT NULL,
+        prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+        token_key INTEGER NOT NULL,
+        truncated INTEGER NOT NULL CHECK (truncated IN (0, 1)),
+        PRIMARY KEY (model_id, prompt_id)
+    ) WITHOUT ROWID;
+    ALTER TABLE scores RENAME TO legacy_scores;
+    CREATE TABLE scores (
+        content_hash TEXT NOT NULL,
+        model_id TEXT NOT NULL,
+        token_key INTEGER NOT NULL,
+        value REAL NOT NULL,
+        scored_at INTEGER NOT NULL,
+        PRIMARY KEY (content_hash, model_id, token_key)
+    ) WITHOUT ROWID;
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
     );",
 ];
 
@@ -173,6 +222,14 @@ pub struct ImageRecord {
     pub prompt_key: Option<String>,
     /// Why the file is unusable, when it is.
     pub error: Option<String>,
+    /// Checkpoint (generator model) name, for filters and the leaderboard.
+    pub checkpoint: Option<String>,
+    /// Checkpoint hash as the generator printed it.
+    pub checkpoint_hash: Option<String>,
+    /// Sampler name.
+    pub sampler: Option<String>,
+    /// Noise seed.
+    pub seed: Option<i64>,
 }
 
 /// An `images` row as read back.
@@ -186,38 +243,32 @@ pub struct ImageRow {
     pub missing: bool,
 }
 
-/// Which images a page shows.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ImageFilter {
-    /// Every present image.
-    All,
-    /// Images whose prompt group key equals this.
-    PromptKey(String),
-    /// Images under this watched folder id.
-    Folder(i64),
+/// One score to record.
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreRow<'a> {
+    /// The image content.
+    pub content_hash: &'a ContentHash,
+    /// The prompt as given (interned, for views and reports).
+    pub prompt: &'a str,
+    /// What the model saw of it: the score's key.
+    pub tokens: TokenKey,
+    /// Whether the model cut the prompt at 35 tokens.
+    pub truncated: bool,
+    /// The normalised reward.
+    pub value: f64,
 }
 
-/// How a page is sorted.
+/// A score stored before schema v2, keyed by the raw prompt text.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ImageOrder {
-    /// By path, for a stable browse order.
-    Path,
-    /// Best score first for this model and prompt; unscored images last, then by path.
-    BestScore {
-        /// Scorer id.
-        model_id: String,
-        /// Prompt the scores were computed for.
-        prompt: String,
-    },
-}
-
-/// One row of a page: the image and its score under the requested order, if any.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PageRow {
-    /// The image.
-    pub image: ImageRow,
-    /// Its score for the page's model and prompt.
-    pub score: Option<f64>,
+pub struct LegacyScore {
+    /// The image content.
+    pub content_hash: ContentHash,
+    /// The prompt text it was scored against.
+    pub prompt: String,
+    /// The reward.
+    pub value: f64,
+    /// Unix seconds it was scored at.
+    pub scored_at: i64,
 }
 
 /// A user's 1..7 ratings of one image (any may be unset).
@@ -398,42 +449,124 @@ impl Store {
         self.conn.query_row(&sql, [text], image_row).optional().map_err(self.err())
     }
 
-    /// Records a score for (content hash, model, prompt), replacing an older one.
-    pub fn record_score(
-        &mut self,
-        content_hash: &ContentHash,
-        model_id: &str,
-        prompt: &str,
-        value: f64,
-    ) -> Result<(), StoreError> {
-        self.record_scores(model_id, &[(content_hash, prompt, value)])
-    }
-
-    /// Records a batch of `(content hash, prompt, value)` scores of one model in one transaction.
-    pub fn record_scores(&mut self, model_id: &str, rows: &[(&ContentHash, &str, f64)]) -> Result<(), StoreError> {
+    /// Records a batch of one model's scores in one transaction, with what the model saw of each
+    /// prompt, so every prompt that tokenises alike finds them.
+    pub fn record_scores(&mut self, model_id: &str, rows: &[ScoreRow]) -> Result<(), StoreError> {
         self.write(|tx| {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO scores (content_hash, model_id, prompt, value, scored_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(content_hash, model_id, prompt) DO UPDATE SET value = ?4, scored_at = ?5",
-            )?;
             let now = now_secs();
-            for (hash, prompt, value) in rows {
-                stmt.execute(params![hash, model_id, prompt, value, now])?;
+            let mut seen = std::collections::HashSet::new();
+            for row in rows {
+                if seen.insert(row.prompt) {
+                    record_prompt_tokens_tx(tx, model_id, row.prompt, row.tokens, row.truncated)?;
+                }
+                tx.prepare_cached(
+                    "INSERT INTO scores (content_hash, model_id, token_key, value, scored_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(content_hash, model_id, token_key) DO UPDATE SET value = ?4, scored_at = ?5",
+                )?
+                .execute(params![row.content_hash, model_id, row.tokens.0, row.value, now])?;
             }
             Ok(())
         })
     }
 
-    /// The stored score for (content hash, model, prompt), so nothing is scored twice.
-    pub fn score(&self, content_hash: &ContentHash, model_id: &str, prompt: &str) -> Result<Option<f64>, StoreError> {
+    /// The stored score of this content for what the model sees of a prompt, so nothing is scored
+    /// twice (a prompt differing only in case or spacing finds it too).
+    pub fn score(
+        &self,
+        content_hash: &ContentHash,
+        model_id: &str,
+        tokens: TokenKey,
+    ) -> Result<Option<f64>, StoreError> {
         self.conn
-            .query_row(
-                "SELECT value FROM scores WHERE content_hash = ?1 AND model_id = ?2 AND prompt = ?3",
-                params![content_hash, model_id, prompt],
-                |r| r.get(0),
-            )
-            .optional()
+            .prepare_cached("SELECT value FROM scores WHERE content_hash = ?1 AND model_id = ?2 AND token_key = ?3")
+            .and_then(|mut stmt| stmt.query_row(params![content_hash, model_id, tokens.0], |r| r.get(0)).optional())
             .map_err(self.err())
+    }
+
+    /// Remembers how a model tokenises prompts (text, key, whether it was cut at 35 tokens), so
+    /// views can join images' own prompts to scores and flag truncated prompts.
+    pub fn record_prompt_tokens(&mut self, model_id: &str, rows: &[(&str, TokenKey, bool)]) -> Result<(), StoreError> {
+        self.write(|tx| {
+            for (prompt, tokens, truncated) in rows {
+                record_prompt_tokens_tx(tx, model_id, prompt, *tokens, *truncated)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Up to `limit` prompts of the library that `model_id` has not tokenised yet.
+    pub fn prompts_without_tokens(&self, model_id: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT p.text FROM prompts p
+                 WHERE NOT EXISTS (SELECT 1 FROM prompt_tokens t WHERE t.model_id = ?1 AND t.prompt_id = p.id)
+                 LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![model_id, i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Scores stored before schema v2 (keyed by raw prompt text) for `model_id`, up to `limit`:
+    /// the model's tokenizer turns them into keyed scores with [`Store::rekey_legacy_scores`].
+    pub fn legacy_scores(&self, model_id: &str, limit: usize) -> Result<Vec<LegacyScore>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT content_hash, prompt, value, scored_at FROM legacy_scores WHERE model_id = ?1 LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![model_id, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(LegacyScore { content_hash: r.get(0)?, prompt: r.get(1)?, value: r.get(2)?, scored_at: r.get(3)? })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Moves legacy scores of `model_id` to the keyed table, each with its prompt's tokens; a
+    /// score already stored under the key is kept (it is newer). One transaction: a crash leaves
+    /// every score in one table or the other.
+    pub fn rekey_legacy_scores(
+        &mut self,
+        model_id: &str,
+        rows: &[(LegacyScore, TokenKey, bool)],
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            for (legacy, tokens, truncated) in rows {
+                record_prompt_tokens_tx(tx, model_id, &legacy.prompt, *tokens, *truncated)?;
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO scores (content_hash, model_id, token_key, value, scored_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    legacy.content_hash,
+                    model_id,
+                    tokens.0,
+                    legacy.value,
+                    legacy.scored_at
+                ])?;
+                tx.prepare_cached(
+                    "DELETE FROM legacy_scores WHERE content_hash = ?1 AND model_id = ?2 AND prompt = ?3",
+                )?
+                .execute(params![legacy.content_hash, model_id, legacy.prompt])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// A small named setting of the library (the last model used, …).
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.read(|c| c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional())
+    }
+
+    /// Sets a small named setting of the library.
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+                params![key, value],
+            )
+            .map(|_| ())
+        })
     }
 
     /// How many scores a model has stored (for progress and tests).
@@ -518,64 +651,36 @@ impl Store {
             .map(|n| u64::try_from(n).unwrap_or(0))
             .map_err(self.err())
     }
+}
 
-    /// One page of present (not missing) images, filtered and ordered as asked; the grid asks
-    /// only for the rows it shows.
-    pub fn images_page(
-        &self,
-        filter: &ImageFilter,
-        order: &ImageOrder,
-        offset: u64,
-        limit: u64,
-    ) -> Result<Vec<PageRow>, StoreError> {
-        let mut args: Vec<Value> = Vec::new();
-        let (score_col, join, order_by) = match order {
-            ImageOrder::Path => ("NULL", String::new(), "i.path"),
-            ImageOrder::BestScore { model_id, prompt } => {
-                args.push(Value::Text(model_id.clone()));
-                args.push(Value::Text(prompt.clone()));
-                (
-                    "s.value",
-                    "LEFT JOIN scores s ON s.content_hash = i.content_hash AND s.model_id = ?1 AND s.prompt = ?2"
-                        .to_string(),
-                    "s.value IS NULL, s.value DESC, i.path",
-                )
-            }
-        };
-        let filter_sql = match filter {
-            ImageFilter::All => String::new(),
-            ImageFilter::PromptKey(key) => {
-                args.push(Value::Text(key.clone()));
-                format!(" AND i.prompt_key = ?{}", args.len())
-            }
-            ImageFilter::Folder(id) => {
-                args.push(Value::Integer(*id));
-                format!(" AND i.folder_id = ?{}", args.len())
-            }
-        };
-        args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
-        let limit_ix = args.len();
-        args.push(Value::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
-        let offset_ix = args.len();
-        let columns = IMAGE_COLUMNS.split(", ").map(|c| format!("i.{c}")).collect::<Vec<_>>().join(", ");
-        let sql = format!(
-            "SELECT {columns}, {score_col} FROM images i {join} WHERE i.missing = 0{filter_sql} \
-             ORDER BY {order_by} LIMIT ?{limit_ix} OFFSET ?{offset_ix}"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(self.err())?;
-        let rows = stmt
-            .query_map(params_from_iter(args), |r| {
-                Ok(PageRow { image: image_row(r)?, score: r.get(IMAGE_COLUMN_COUNT)? })
-            })
-            .map_err(self.err())?;
-        rows.collect::<Result<_, _>>().map_err(self.err())
-    }
+/// Interns a prompt text (with its group key) and returns its id.
+pub(crate) fn intern_prompt_tx(tx: &Transaction, text: &str) -> rusqlite::Result<i64> {
+    tx.prepare_cached("INSERT OR IGNORE INTO prompts (text, group_key) VALUES (?1, ?2)")?
+        .execute(params![text, prompt_group_key(text)])?;
+    tx.prepare_cached("SELECT id FROM prompts WHERE text = ?1")?.query_row([text], |r| r.get(0))
+}
+
+/// Records how `model_id` tokenises `prompt`.
+fn record_prompt_tokens_tx(
+    tx: &Transaction,
+    model_id: &str,
+    prompt: &str,
+    tokens: TokenKey,
+    truncated: bool,
+) -> rusqlite::Result<()> {
+    let prompt_id = intern_prompt_tx(tx, prompt)?;
+    tx.prepare_cached(
+        "INSERT INTO prompt_tokens (model_id, prompt_id, token_key, truncated) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(model_id, prompt_id) DO UPDATE SET token_key = ?3, truncated = ?4",
+    )?
+    .execute(params![model_id, prompt_id, tokens.0, truncated])?;
+    Ok(())
 }
 
 /// Columns of an `images` row in the order [`image_row`] reads them.
 pub(crate) const IMAGE_COLUMNS: &str = "id, folder_id, path, content_hash, size, mtime_ns, width, height, format, \
-     generator, prompt, negative_prompt, params_json, prompt_key, missing, error";
-const IMAGE_COLUMN_COUNT: usize = 16;
+     generator, prompt, negative_prompt, params_json, prompt_key, missing, error, checkpoint, checkpoint_hash, \
+     sampler, seed";
 
 fn image_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {
     Ok(ImageRow {
@@ -595,6 +700,10 @@ fn image_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {
             params_json: r.get(12)?,
             prompt_key: r.get(13)?,
             error: r.get(15)?,
+            checkpoint: r.get(16)?,
+            checkpoint_hash: r.get(17)?,
+            sampler: r.get(18)?,
+            seed: r.get(19)?,
         },
         missing: r.get(14)?,
     })
@@ -604,13 +713,16 @@ fn image_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {
 /// The caller has checked that the path is UTF-8.
 pub(crate) fn upsert_image_tx(tx: &Transaction, rec: &ImageRecord) -> rusqlite::Result<i64> {
     let now = now_secs();
+    let prompt_id = rec.prompt.as_deref().map(|p| intern_prompt_tx(tx, p)).transpose()?;
     tx.prepare_cached(
         "INSERT INTO images (folder_id, path, content_hash, size, mtime_ns, width, height, format, generator,
-             prompt, negative_prompt, params_json, prompt_key, missing, error, added_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, ?14, ?15, ?15)
+             prompt, negative_prompt, params_json, prompt_key, missing, error, added_at, updated_at,
+             prompt_id, checkpoint, checkpoint_hash, sampler, seed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, ?14, ?15, ?15, ?16, ?17, ?18, ?19, ?20)
          ON CONFLICT(path) DO UPDATE SET folder_id = ?1, content_hash = ?3, size = ?4, mtime_ns = ?5,
              width = ?6, height = ?7, format = ?8, generator = ?9, prompt = ?10, negative_prompt = ?11,
-             params_json = ?12, prompt_key = ?13, missing = 0, error = ?14, updated_at = ?15
+             params_json = ?12, prompt_key = ?13, missing = 0, error = ?14, updated_at = ?15,
+             prompt_id = ?16, checkpoint = ?17, checkpoint_hash = ?18, sampler = ?19, seed = ?20
          RETURNING id",
     )?
     .query_row(
@@ -629,7 +741,12 @@ pub(crate) fn upsert_image_tx(tx: &Transaction, rec: &ImageRecord) -> rusqlite::
             rec.params_json,
             rec.prompt_key,
             rec.error,
-            now
+            now,
+            prompt_id,
+            rec.checkpoint,
+            rec.checkpoint_hash,
+            rec.sampler,
+            rec.seed
         ],
         |r| r.get(0),
     )
@@ -648,6 +765,18 @@ mod tests {
 
     fn h(seed: &str) -> ContentHash {
         ContentHash::of(seed.as_bytes())
+    }
+
+    /// What the bundled tokenizer makes of a prompt: its key and whether it was cut.
+    pub(crate) fn tokens(prompt: &str) -> (TokenKey, bool) {
+        let t = crate::model::PromptTokenizer::bundled().unwrap().encode(prompt).unwrap();
+        (t.key(), t.truncated)
+    }
+
+    /// Records one score keyed as the bundled tokenizer reads `prompt`.
+    pub(crate) fn put_score(store: &mut Store, hash: &ContentHash, model_id: &str, prompt: &str, value: f64) {
+        let (tokens, truncated) = tokens(prompt);
+        store.record_scores(model_id, &[ScoreRow { content_hash: hash, prompt, tokens, truncated, value }]).unwrap();
     }
 
     fn record(path: &str, hash: &str) -> ImageRecord {
@@ -710,7 +839,7 @@ mod tests {
                         for i in 0..200 {
                             let rec = record(&format!("/t{t}/{i}.png"), &format!("h{t}-{i}"));
                             store.upsert_image(&rec).unwrap();
-                            store.record_score(&h(&format!("h{t}-{i}")), "m", "p", f64::from(i)).unwrap();
+                            put_score(&mut store, &h(&format!("h{t}-{i}")), "m", "p", f64::from(i));
                         }
                     })
                     .unwrap()
@@ -720,8 +849,7 @@ mod tests {
             w.join().unwrap();
         }
         let store = Store::open(&path).unwrap();
-        let page = store.images_page(&ImageFilter::All, &ImageOrder::Path, 0, 1000).unwrap();
-        assert_eq!(page.len(), 400);
+        assert_eq!(store.view(&crate::library::views::ViewQuery::default()).unwrap().len(), 400);
     }
 
     #[test]
@@ -736,7 +864,7 @@ mod tests {
         store.set_rating(&h("abc"), rating).unwrap();
         store.add_favorite(&h("abc")).unwrap();
         store.add_comparison("a cat", &h("abc"), &h("def"), false).unwrap();
-        store.record_score(&h("abc"), "ir-v1", "a cat", 1.5).unwrap();
+        put_score(&mut store, &h("abc"), "ir-v1", "a cat", 1.5);
 
         assert!(store.remove_folder(folder).unwrap());
         assert!(store.image_by_path(&rec.path).unwrap().is_none());
@@ -747,43 +875,83 @@ mod tests {
         assert_eq!(store.rating(&h("abc")).unwrap(), Some(rating));
         assert!(store.is_favorite(&h("abc")).unwrap());
         assert_eq!(store.comparison_count(&h("abc")).unwrap(), 1);
-        assert_eq!(store.score(&h("abc"), "ir-v1", "a cat").unwrap(), Some(1.5));
+        assert_eq!(store.score(&h("abc"), "ir-v1", tokens("a cat").0).unwrap(), Some(1.5));
+        // What the model reads alike shares the score.
+        assert_eq!(store.score(&h("abc"), "ir-v1", tokens("  A CAT ").0).unwrap(), Some(1.5));
     }
 
     #[test]
-    fn mark_missing_hides_a_row_from_pages_and_upsert_brings_it_back() {
+    fn mark_missing_hides_a_row_from_views_and_upsert_brings_it_back() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("lib.sqlite3")).unwrap();
         let rec = record("/a.png", "abc");
         let id = store.upsert_image(&rec).unwrap();
         assert!(store.mark_missing(&rec.path).unwrap());
         assert!(store.image_by_path(&rec.path).unwrap().unwrap().missing);
-        assert!(store.images_page(&ImageFilter::All, &ImageOrder::Path, 0, 10).unwrap().is_empty());
+        assert!(store.view(&crate::library::views::ViewQuery::default()).unwrap().is_empty());
         assert_eq!(store.upsert_image(&rec).unwrap(), id);
         assert!(!store.image_by_path(&rec.path).unwrap().unwrap().missing);
     }
 
     #[test]
-    fn pages_filter_and_order_by_best_score() {
+    fn a_v1_database_migrates_keeping_every_score_rating_comparison_and_favorite() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("lib.sqlite3")).unwrap();
-        let folder_id = store.add_folder(Path::new("/f")).unwrap();
-        for (name, hash, key) in [("/f/a.png", "ha", "cat"), ("/f/b.png", "hb", "cat"), ("/g/c.png", "hc", "dog")] {
-            let folder_id = name.starts_with("/f").then_some(folder_id);
-            store.upsert_image(&ImageRecord { folder_id, prompt_key: Some(key.into()), ..record(name, hash) }).unwrap();
+        let path = dir.path().join("v1.sqlite3");
+        let (a, b) = (h("a"), h("b"));
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            let params_json = r#"{"generator":"a1111","prompt":"A Cat","model":"dreamshaper_8","model_hash":"879db523c3",
+                "sampler":"Euler a","seed":42,"settings":{},"raw":""}"#;
+            conn.execute(
+                "INSERT INTO images (path, content_hash, size, mtime_ns, prompt, prompt_key, params_json, generator,
+                     added_at, updated_at) VALUES ('/x/a.png', ?1, 1, 1, 'A Cat', 'a cat', ?2, 'a1111', 0, 0)",
+                params![a, params_json],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO images (path, content_hash, size, mtime_ns, prompt, prompt_key, params_json, added_at,
+                     updated_at) VALUES ('/x/b.png', ?1, 1, 1, 'a  cat', 'a cat', '{not json', 0, 0)",
+                [&b],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO scores VALUES (?1, 'm', 'A Cat', 1.25, 7), (?2, 'm', 'a  cat', -0.5, 8), (?1, 'other', 'x', 3.0, 9)",
+                params![a, b],
+            )
+            .unwrap();
+            conn.execute("INSERT INTO ratings VALUES (?1, 6, 5, 4, 1)", [&a]).unwrap();
+            conn.execute("INSERT INTO comparisons (prompt, winner_hash, loser_hash, tie, created_at) VALUES ('a cat', ?1, ?2, 0, 1)", [&a, &b]).unwrap();
+            conn.execute("INSERT INTO favorites VALUES (?1, 1)", [&b]).unwrap();
         }
-        store.record_score(&h("hb"), "m", "cat", 2.0).unwrap();
-        store.record_score(&h("ha"), "m", "cat", 1.0).unwrap();
-        store.record_score(&h("hc"), "m", "cat", 9.0).unwrap();
-        store.record_score(&h("hc"), "other", "cat", 99.0).unwrap();
-        let order = ImageOrder::BestScore { model_id: "m".into(), prompt: "cat".into() };
-        let page = store.images_page(&ImageFilter::PromptKey("cat".into()), &order, 0, 10).unwrap();
-        let got: Vec<_> = page.iter().map(|r| (r.image.record.path.clone(), r.score)).collect();
-        assert_eq!(got, vec![(PathBuf::from("/f/b.png"), Some(2.0)), (PathBuf::from("/f/a.png"), Some(1.0))]);
-        let page = store.images_page(&ImageFilter::All, &order, 1, 1).unwrap();
-        assert_eq!(page[0].image.record.path, PathBuf::from("/f/b.png"));
-        let page = store.images_page(&ImageFilter::Folder(folder_id), &ImageOrder::Path, 0, 10).unwrap();
-        assert_eq!(page.len(), 2);
-        assert_eq!(page[0].score, None);
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.user_version().unwrap(), SCHEMA_VERSION);
+        // User data untouched.
+        assert_eq!(store.rating(&a).unwrap(), Some(Rating { overall: Some(6), alignment: Some(5), fidelity: Some(4) }));
+        assert_eq!(store.comparison_count(&b).unwrap(), 1);
+        assert!(store.is_favorite(&b).unwrap());
+        // Parameters became columns (and damaged JSON was left alone).
+        let row = store.image_by_path(Path::new("/x/a.png")).unwrap().unwrap();
+        assert_eq!(row.record.checkpoint.as_deref(), Some("dreamshaper_8"));
+        assert_eq!(row.record.checkpoint_hash.as_deref(), Some("879db523c3"));
+        assert_eq!((row.record.sampler.as_deref(), row.record.seed), (Some("Euler a"), Some(42)));
+        assert_eq!(store.image_by_path(Path::new("/x/b.png")).unwrap().unwrap().record.checkpoint, None);
+        // Scores wait, keyed by text, until a model's tokenizer re-keys them; none is lost.
+        let legacy = store.legacy_scores("m", 10).unwrap();
+        assert_eq!(legacy.len(), 2);
+        assert_eq!(store.legacy_scores("other", 10).unwrap().len(), 1);
+        let rows: Vec<_> = legacy
+            .into_iter()
+            .map(|l| {
+                let (k, t) = tokens(&l.prompt);
+                (l, k, t)
+            })
+            .collect();
+        store.rekey_legacy_scores("m", &rows).unwrap();
+        assert!(store.legacy_scores("m", 10).unwrap().is_empty());
+        assert_eq!(store.score(&a, "m", tokens("a cat").0).unwrap(), Some(1.25));
+        assert_eq!(store.score(&b, "m", tokens("A CAT").0).unwrap(), Some(-0.5));
+        assert_eq!(store.legacy_scores("other", 10).unwrap().len(), 1, "another model's scores wait for it");
     }
 }

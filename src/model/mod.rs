@@ -23,4 +23,4 @@ pub use device::{DeviceKind, Precision, select_device};
 pub use error::ModelError;
 pub use image_reward::ImageReward;
 pub use model_dir::{LoadedModel, ModelFiles, load_model};
-pub use tokenizer::{MAX_TOKENS, PromptTokenizer, PromptTokens};
+pub use tokenizer::{MAX_TOKENS, PromptTokenizer, PromptTokens, TokenKey};

@@ -38,6 +38,25 @@ pub struct PromptTokens {
     pub truncated: bool,
 }
 
+/// What the model sees of a prompt, as one number: prompts that tokenise identically (case,
+/// spacing, accents, anything past the 35th token) share it, and so share their scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenKey(pub i64);
+
+impl PromptTokens {
+    /// The first 8 bytes of a BLAKE3 of the real token ids (padding excluded, it follows from the
+    /// length): the key scores are stored under.
+    pub fn key(&self) -> TokenKey {
+        let mut hasher = blake3::Hasher::new();
+        for id in &self.ids[..self.len.min(self.ids.len())] {
+            hasher.update(&id.to_le_bytes());
+        }
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+        TokenKey(i64::from_le_bytes(first))
+    }
+}
+
 /// The reference tokenizer, built from `vocab.txt` or a `tokenizer.json`.
 #[derive(Clone)]
 pub struct PromptTokenizer {
@@ -172,6 +191,17 @@ mod tests {
         for prompt in ["a red cube", "Café CRÈME brûlée, 東京 [DEC] [MASK]", &"tower ".repeat(50)] {
             assert_eq!(from_json.encode(prompt).unwrap(), bundled.encode(prompt).unwrap(), "{prompt}");
         }
+    }
+
+    #[test]
+    fn prompts_the_model_sees_alike_share_a_key() {
+        let tk = PromptTokenizer::bundled().unwrap();
+        let key = |p: &str| tk.encode(p).unwrap().key();
+        assert_eq!(key("A  Red cube"), key("a red cube"));
+        assert_eq!(key("café"), key("CAFE"), "accents are stripped");
+        assert_ne!(key("a red cube"), key("a blue cube"));
+        let long = "castle ".repeat(60);
+        assert_eq!(key(&long), key(&format!("{long} and a moat")), "text past the 35th token is not read");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::embeddings::ImageEmbedding;
 use super::remote::{GpuHelper, HelperError, helper_path};
 use super::scorer::Scorer;
 use super::settings::ModelSpec;
-use crate::model::{DeviceKind, ModelError, Precision, PromptTokens, select_device};
+use crate::model::{DeviceKind, ModelError, Precision, PromptTokenizer, PromptTokens, select_device};
 
 /// Why the model could not score a batch.
 #[derive(Debug, thiserror::Error)]
@@ -136,11 +136,11 @@ impl Backend {
         }
     }
 
-    /// Tokenises a prompt.
-    pub fn tokenize(&self, prompt: &str) -> Result<PromptTokens, ModelError> {
+    /// The model's tokenizer.
+    pub fn tokenizer(&self) -> &PromptTokenizer {
         match self {
-            Self::Local(s) => s.tokenize(prompt),
-            Self::Helper(h, _) => h.tokenize(prompt),
+            Self::Local(s) => s.tokenizer(),
+            Self::Helper(h, _) => h.tokenizer(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! and does what [`Scheduler`] decides: hands jobs to the decode pool, runs batches, writes scores
 //! in one transaction per batch, writes image tokens behind the model, and reports events.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,8 +19,11 @@ use super::schedule::{Job, Lane, Scheduler};
 use super::settings::ModelSpec;
 use super::worker::{Shared, WorkerConfig};
 use crate::image_file::ContentHash;
-use crate::library::store::Store;
-use crate::model::PromptTokens;
+use crate::library::store::{ScoreRow, Store};
+use crate::model::{PromptTokenizer, PromptTokens};
+
+/// The `meta` key naming the model the library was last scored with (views use its scores).
+pub const LAST_MODEL_KEY: &str = "last_model_id";
 
 /// How long the idle loop waits for a command before looking at the stop flag again.
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -32,6 +35,7 @@ const PREPARED_POLL: Duration = Duration::from_millis(20);
 struct Ready<T> {
     content_hash: ContentHash,
     prompt: String,
+    tokens: PromptTokens,
     payload: T,
 }
 
@@ -53,6 +57,8 @@ struct Landed {
 struct Loaded {
     backend: Backend,
     embeddings: Option<Arc<EmbeddingCache>>,
+    /// The backend's tokenizer, shared with the decode threads.
+    tokenizer: Arc<PromptTokenizer>,
 }
 
 /// What the worker thread owns.
@@ -66,8 +72,8 @@ pub(crate) struct Executor {
 /// The loop's state besides the scheduler.
 struct RunState {
     schedule: Schedule,
-    /// Tokens per prompt for the current model.
-    tokens: HashMap<String, PromptTokens>,
+    /// Truncated prompts already reported, so each is reported once.
+    warned_truncated: HashSet<String>,
     /// Counts model loads, so work prepared for an older model is prepared again.
     epoch: u64,
     /// When the current busy spell started, for the rate.
@@ -99,8 +105,9 @@ impl Executor {
         match Backend::load(spec) {
             Ok((backend, note)) => {
                 let embeddings = self.open_embeddings(&backend);
+                let tokenizer = Arc::new(backend.tokenizer().clone());
                 self.announce(&backend, note);
-                Some(Loaded { backend, embeddings })
+                Some(Loaded { backend, embeddings, tokenizer })
             }
             Err(e) => {
                 self.emit(ScoringEvent::Model(ModelState::Failed { path: spec.path.clone(), error: Arc::new(e) }));
@@ -141,8 +148,12 @@ impl Executor {
             }
         });
         let mut loaded = self.load(&self.config.model);
+        if let (Some(model), Some(store)) = (&loaded, &store) {
+            self.sync_library(model, store);
+        }
         let batch = loaded.as_ref().map_or(1, |l| l.backend.batch());
-        let mut state = RunState { schedule: Scheduler::new(batch), tokens: HashMap::new(), epoch: 0, started: None };
+        let mut state =
+            RunState { schedule: Scheduler::new(batch), warned_truncated: HashSet::new(), epoch: 0, started: None };
         let (landed_tx, landed_rx) = channel::<Landed>();
         loop {
             let s = &mut state.schedule;
@@ -163,12 +174,14 @@ impl Executor {
                     Command::Score(ticket, request) => self.accept(&mut state, ticket, request),
                     Command::SetModel(spec) => {
                         // Tokens and scores of the old model do not carry over.
-                        state.tokens.clear();
                         state.epoch += 1;
                         state.schedule.requeue_prepared();
                         loaded = self.load(&spec);
                         if let Some(l) = &loaded {
                             state.schedule.set_batch(l.backend.batch());
+                            if let Some(store) = &store {
+                                self.sync_library(l, store);
+                            }
                         }
                     }
                     Command::Pause => state.schedule.pause(),
@@ -213,6 +226,54 @@ impl Executor {
         self.emit(ScoringEvent::Stopped);
     }
 
+    /// After a model loads: remember it as the library's current model, re-key the scores it
+    /// stored before schema v2, and tokenise the library's prompts it has not seen, so views can
+    /// join own prompts to scores and flag truncated prompts. Chunked, so a large library costs
+    /// short transactions; a failure is a warning (scoring works without it).
+    fn sync_library(&self, model: &Loaded, store: &Mutex<Store>) {
+        const CHUNK: usize = 1000;
+        let model_id = model.backend.model_id();
+        let encode = |prompt: &str| model.tokenizer.encode(prompt).ok().map(|t| (t.key(), t.truncated));
+        let result = (|| -> Result<(), crate::library::store::StoreError> {
+            let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+            store.set_meta(LAST_MODEL_KEY, model_id)?;
+            loop {
+                let legacy = store.legacy_scores(model_id, CHUNK)?;
+                if legacy.is_empty() {
+                    break;
+                }
+                let rows: Vec<_> = legacy
+                    .into_iter()
+                    .filter_map(|l| encode(&l.prompt).map(|(key, truncated)| (l, key, truncated)))
+                    .collect();
+                if rows.is_empty() {
+                    break;
+                }
+                store.rekey_legacy_scores(model_id, &rows)?;
+            }
+            loop {
+                let prompts = store.prompts_without_tokens(model_id, CHUNK)?;
+                let rows: Vec<(&str, _, bool)> = prompts
+                    .iter()
+                    .filter_map(|p| encode(p).map(|(key, truncated)| (p.as_str(), key, truncated)))
+                    .collect();
+                if rows.is_empty() {
+                    break;
+                }
+                store.record_prompt_tokens(model_id, &rows)?;
+                if prompts.len() < CHUNK {
+                    break;
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            self.warn(WorkerWarning::ScoresNotSaved {
+                message: format!("cannot prepare the library for the model: {e}"),
+            });
+        }
+    }
+
     fn accept(&self, state: &mut RunState, ticket: Ticket, request: ScoreRequest) {
         state.started.get_or_insert_with(Instant::now);
         let prompt = request.prompt;
@@ -245,10 +306,16 @@ impl Executor {
             let tx = tx.clone();
             let store = store.cloned();
             let embeddings = model.embeddings.clone();
+            let tokenizer = Arc::clone(&model.tokenizer);
             let model_id = model.backend.model_id().to_string();
             let epoch = state.epoch;
             self.pool.spawn(move || {
-                let lookup = Lookup { store: store.as_deref(), embeddings: embeddings.as_deref(), model_id: &model_id };
+                let lookup = Lookup {
+                    store: store.as_deref(),
+                    embeddings: embeddings.as_deref(),
+                    model_id: &model_id,
+                    tokenizer: &tokenizer,
+                };
                 let result = prepare(&job.input, &lookup);
                 let _ = tx.send(Landed { job, epoch, result });
             });
@@ -262,52 +329,40 @@ impl Executor {
         let Some(job) = state.schedule.landed(job, epoch == state.epoch) else { return };
         match result {
             Err(PrepareError { content_hash, error }) => self.fail(state, &job, content_hash, error),
-            Ok(Prepared { content_hash, prompt, input }) => match input {
+            Ok(Prepared { content_hash, prompt, tokens, input }) => match input {
                 ModelInput::Stored(score) => {
                     self.shared.stats.stored_images.fetch_add(1, Ordering::Relaxed);
                     self.scored(state, &job, content_hash, prompt, score, ScoreSource::Stored);
                 }
-                ModelInput::Cached(payload) => state.schedule.push_cached(job, Ready { content_hash, prompt, payload }),
-                ModelInput::Pixels(payload) => state.schedule.push_pixels(job, Ready { content_hash, prompt, payload }),
+                ModelInput::Cached(payload) => {
+                    state.schedule.push_cached(job, Ready { content_hash, prompt, tokens, payload });
+                }
+                ModelInput::Pixels(payload) => {
+                    state.schedule.push_pixels(job, Ready { content_hash, prompt, tokens, payload });
+                }
             },
         }
     }
 
-    /// Tokens for each job's prompt (tokenised once per prompt); a prompt that cannot be tokenised
-    /// fails its jobs. One prompt for all becomes a single shared `[1, L]` input.
-    fn prompts_for<T>(&self, state: &mut RunState, model: &Loaded, items: Batch<T>) -> (Batch<T>, Vec<PromptTokens>) {
-        let mut kept = Vec::with_capacity(items.len());
-        let mut prompts = Vec::with_capacity(items.len());
-        for (job, ready) in items {
-            let tokens = match state.tokens.get(&ready.prompt) {
-                Some(t) => t.clone(),
-                None => match model.backend.tokenize(&ready.prompt) {
-                    Ok(t) => {
-                        if t.truncated {
-                            self.warn(WorkerWarning::PromptTruncated { prompt: ready.prompt.clone() });
-                        }
-                        state.tokens.insert(ready.prompt.clone(), t.clone());
-                        t
-                    }
-                    Err(e) => {
-                        self.fail(state, &job, Some(ready.content_hash), ItemError::Tokenize(e.to_string()));
-                        continue;
-                    }
-                },
-            };
-            prompts.push(tokens);
-            kept.push((job, ready));
+    /// The batch's prompts as the model reads them (one shared `[1, L]` input when all are the
+    /// same); a prompt cut at 35 tokens is reported once.
+    fn prompts_for<T>(&self, state: &mut RunState, items: &Batch<T>) -> Vec<PromptTokens> {
+        let mut prompts: Vec<PromptTokens> = Vec::with_capacity(items.len());
+        for (_, ready) in items {
+            if ready.tokens.truncated && state.warned_truncated.insert(ready.prompt.clone()) {
+                self.warn(WorkerWarning::PromptTruncated { prompt: ready.prompt.clone() });
+            }
+            prompts.push(ready.tokens.clone());
         }
-        let same = prompts.windows(2).all(|w| w[0].ids == w[1].ids);
-        if same && !prompts.is_empty() {
+        if prompts.windows(2).all(|w| w[0].ids == w[1].ids) {
             prompts.truncate(1);
         }
-        (kept, prompts)
+        prompts
     }
 
     fn run_cached_batch(&self, state: &mut RunState, model: &mut Loaded, store: Option<&Arc<Mutex<Store>>>) {
         let items = state.schedule.take_cached();
-        let (items, prompts) = self.prompts_for(state, model, items);
+        let prompts = self.prompts_for(state, &items);
         if items.is_empty() {
             return;
         }
@@ -325,7 +380,7 @@ impl Executor {
 
     fn run_pixel_batch(&self, state: &mut RunState, model: &mut Loaded, store: Option<&Arc<Mutex<Store>>>) {
         let items = state.schedule.take_pixels();
-        let (items, prompts) = self.prompts_for(state, model, items);
+        let prompts = self.prompts_for(state, &items);
         if items.is_empty() {
             return;
         }
@@ -390,10 +445,16 @@ impl Executor {
         source: ScoreSource,
     ) {
         if let Some(store) = store {
-            let rows: Vec<(&ContentHash, &str, f64)> = items
+            let rows: Vec<ScoreRow> = items
                 .iter()
                 .zip(scores)
-                .map(|((_, r), s)| (&r.content_hash, r.prompt.as_str(), f64::from(*s)))
+                .map(|((_, r), s)| ScoreRow {
+                    content_hash: &r.content_hash,
+                    prompt: &r.prompt,
+                    tokens: r.tokens.key(),
+                    truncated: r.tokens.truncated,
+                    value: f64::from(*s),
+                })
                 .collect();
             let saved =
                 store.lock().unwrap_or_else(PoisonError::into_inner).record_scores(model.backend.model_id(), &rows);

@@ -12,7 +12,7 @@ use crate::image_file::{self, ContentHash, ImageFormat};
 use crate::library::metadata::generation_params_from_bytes;
 use crate::library::scan::unchanged_row;
 use crate::library::store::Store;
-use crate::model::preprocess;
+use crate::model::{PromptTokenizer, PromptTokens, preprocess};
 
 /// What a decode thread needs to look things up.
 pub(crate) struct Lookup<'a> {
@@ -22,6 +22,8 @@ pub(crate) struct Lookup<'a> {
     pub embeddings: Option<&'a EmbeddingCache>,
     /// The current model's id.
     pub model_id: &'a str,
+    /// The current model's tokenizer: scores are keyed by what the model sees of a prompt.
+    pub tokenizer: &'a PromptTokenizer,
 }
 
 /// One image to prepare.
@@ -53,6 +55,8 @@ pub(crate) struct Prepared {
     pub content_hash: ContentHash,
     /// The prompt it is scored against.
     pub prompt: String,
+    /// The prompt as the model reads it.
+    pub tokens: PromptTokens,
     /// What the model has to do.
     pub input: ModelInput,
 }
@@ -78,13 +82,13 @@ impl Lookup<'_> {
     }
 
     /// The stored score, if any (a failed lookup only means scoring again).
-    fn stored_score(&self, hash: &ContentHash, prompt: &str) -> Option<f64> {
-        self.store()?.score(hash, self.model_id, prompt).ok().flatten()
+    fn stored_score(&self, hash: &ContentHash, tokens: &PromptTokens) -> Option<f64> {
+        self.store()?.score(hash, self.model_id, tokens.key()).ok().flatten()
     }
 
     /// What is known without running the image tower: a stored score or cached tokens.
-    fn known(&self, hash: &ContentHash, prompt: &str) -> Option<ModelInput> {
-        if let Some(score) = self.stored_score(hash, prompt) {
+    fn known(&self, hash: &ContentHash, tokens: &PromptTokens) -> Option<ModelInput> {
+        if let Some(score) = self.stored_score(hash, tokens) {
             return Some(ModelInput::Stored(score));
         }
         self.embeddings.and_then(|c| c.get(hash)).map(ModelInput::Cached)
@@ -108,11 +112,15 @@ pub(crate) fn prepare(input: &PrepareInput, lookup: &Lookup) -> Result<Prepared,
         hash = Some(known_hash);
         prompt = prompt.or(own_prompt);
     }
+    let tokenize = |hash: Option<&ContentHash>, prompt: &str| {
+        lookup.tokenizer.encode(prompt).map_err(|e| PrepareError::new(hash, ItemError::Tokenize(e.to_string())))
+    };
     // Known content and prompt: the store or the cache may answer without touching the file.
-    if let (Some(hash), Some(prompt)) = (&hash, &prompt)
-        && let Some(known) = lookup.known(hash, prompt)
-    {
-        return Ok(Prepared { content_hash: hash.clone(), prompt: prompt.clone(), input: known });
+    if let (Some(hash), Some(prompt)) = (&hash, &prompt) {
+        let tokens = tokenize(Some(hash), prompt)?;
+        if let Some(known) = lookup.known(hash, &tokens) {
+            return Ok(Prepared { content_hash: hash.clone(), prompt: prompt.clone(), tokens, input: known });
+        }
     }
     let bytes = image_file::read(path).map_err(|e| PrepareError::new(hash.as_ref(), e.kind))?;
     // A half-written or cut file says so, rather than "no prompt" or a decoder's message.
@@ -131,10 +139,11 @@ pub(crate) fn prepare(input: &PrepareInput, lookup: &Lookup) -> Result<Prepared,
             }
         }
     };
-    if let Some(known) = lookup.known(&content_hash, &prompt) {
-        return Ok(Prepared { content_hash, prompt, input: known });
+    let tokens = tokenize(Some(&content_hash), &prompt)?;
+    if let Some(known) = lookup.known(&content_hash, &tokens) {
+        return Ok(Prepared { content_hash, prompt, tokens, input: known });
     }
     let image = preprocess::decode_image(&bytes).map_err(|kind| PrepareError::new(Some(&content_hash), kind))?;
     drop(bytes);
-    Ok(Prepared { content_hash, prompt, input: ModelInput::Pixels(preprocess::preprocess_image(&image)) })
+    Ok(Prepared { content_hash, prompt, tokens, input: ModelInput::Pixels(preprocess::preprocess_image(&image)) })
 }

@@ -307,9 +307,9 @@ impl GpuHelper {
         self.batch
     }
 
-    /// Tokenises a prompt (here, not in the helper).
-    pub fn tokenize(&self, prompt: &str) -> Result<PromptTokens, ModelError> {
-        self.tokenizer.encode(prompt)
+    /// The model's tokenizer: prompts are tokenised here, not in the helper.
+    pub fn tokenizer(&self) -> &PromptTokenizer {
+        &self.tokenizer
     }
 
     /// Scores preprocessed images; returns the rewards and the image tokens for the cache.

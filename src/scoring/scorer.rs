@@ -9,7 +9,7 @@ use half::f16;
 
 use super::embeddings::ImageEmbedding;
 use super::settings::ModelSpec;
-use crate::model::{self, DeviceKind, LoadedModel, ModelError, Precision, PromptTokens};
+use crate::model::{self, DeviceKind, LoadedModel, ModelError, Precision, PromptTokenizer, PromptTokens};
 
 /// A loaded model and what it really runs on.
 #[derive(Debug)]
@@ -103,9 +103,9 @@ impl Scorer {
         !matches!(self.loaded.model.device(), Device::Cpu)
     }
 
-    /// Tokenises a prompt.
-    pub fn tokenize(&self, prompt: &str) -> Result<PromptTokens, ModelError> {
-        self.loaded.tokenizer.encode(prompt)
+    /// The model's tokenizer (prompts are tokenised on the decode threads).
+    pub fn tokenizer(&self) -> &PromptTokenizer {
+        &self.loaded.tokenizer
     }
 
     /// Image tokens `[B, N, W]` on the device for preprocessed images.

@@ -100,6 +100,12 @@ fn collect(events: &Receiver<ScoringEvent>, ticket: u64) -> Outcome {
     panic!("ticket {ticket} did not finish: {out:?}");
 }
 
+/// The key the tiny model's tokenizer stores a prompt's scores under.
+fn tiny_key(prompt: &str) -> rewardlens::model::TokenKey {
+    let files = rewardlens::model::ModelFiles::discover(&fixtures().join("tiny-st")).unwrap();
+    files.tokenizer().unwrap().encode(prompt).unwrap().key()
+}
+
 /// The reference's reward of an image file name for a prompt index.
 fn reference_rewards(prompt: usize) -> HashMap<String, f64> {
     let e = expected();
@@ -135,7 +141,7 @@ fn a_folder_is_scored_into_the_store_once_and_a_rerank_runs_on_cached_tokens() {
     let store = Store::open(&s.db).unwrap();
     let id = model_id(&fixtures().join("tiny-st/model.safetensors")).unwrap();
     for r in &first.scored {
-        assert_eq!(store.score(&r.content_hash, &id, first_prompt).unwrap(), Some(r.score));
+        assert_eq!(store.score(&r.content_hash, &id, tiny_key(first_prompt)).unwrap(), Some(r.score));
     }
     assert_eq!(worker.stats().image_tower_images.load(Ordering::Relaxed), n as u64);
 
@@ -410,12 +416,12 @@ fn the_gpu_helper_protocol_round_trips_pixels_and_cached_tokens() {
         .map(|(_, i)| rewardlens::model::preprocess::preprocess_path(&fixtures().join(&i.file)).unwrap())
         .collect();
     let refs: Vec<&[f32]> = pixels.iter().map(Vec::as_slice).collect();
-    let prompt = helper.tokenize(&e.prompts[2].text).unwrap();
+    let prompt = helper.tokenizer().encode(&e.prompts[2].text).unwrap();
     let (scores, embeddings) = helper.score_pixels(std::slice::from_ref(&prompt), &refs).unwrap();
     for ((index, _), score) in images.iter().zip(&scores) {
         assert!((score - e.rewards[*index][2]).abs() < 1e-4);
     }
-    let other = helper.tokenize(&e.prompts[3].text).unwrap();
+    let other = helper.tokenizer().encode(&e.prompts[3].text).unwrap();
     let cached: Vec<_> = embeddings.iter().collect();
     let reranked = helper.score_embeddings(std::slice::from_ref(&other), &cached).unwrap();
     for ((index, _), score) in images.iter().zip(&reranked) {

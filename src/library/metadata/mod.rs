@@ -17,13 +17,14 @@ pub mod swarmui;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use a1111::parse_a1111;
 pub use container::{RawMetadata, png_text_chunks, raw_metadata_from_bytes, read_raw_metadata};
 
 /// What a generator recorded about how an image was made; `None` where it recorded nothing.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct GenerationParams {
     /// Which program wrote it (`"a1111"`, `"comfyui"`, …).
     pub generator: Option<String>,
