@@ -131,6 +131,9 @@ const MIGRATIONS: &[&str] = &[
     );",
 ];
 
+/// The `meta` key naming the model the library was last scored with.
+const LAST_MODEL_KEY: &str = "last_model_id";
+
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
@@ -551,6 +554,16 @@ impl Store {
             }
             Ok(())
         })
+    }
+
+    /// The model the library was last scored with: whose rewards views show by default.
+    pub fn last_model_id(&self) -> Result<Option<String>, StoreError> {
+        self.meta(LAST_MODEL_KEY)
+    }
+
+    /// Records the model now scoring the library.
+    pub fn set_last_model_id(&mut self, model_id: &str) -> Result<(), StoreError> {
+        self.set_meta(LAST_MODEL_KEY, model_id)
     }
 
     /// A small named setting of the library (the last model used, …).

@@ -22,9 +22,6 @@ use crate::image_file::ContentHash;
 use crate::library::store::{ScoreRow, Store};
 use crate::model::{PromptTokenizer, PromptTokens};
 
-/// The `meta` key naming the model the library was last scored with (views use its scores).
-pub const LAST_MODEL_KEY: &str = "last_model_id";
-
 /// How long the idle loop waits for a command before looking at the stop flag again.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
@@ -236,7 +233,7 @@ impl Executor {
         let encode = |prompt: &str| model.tokenizer.encode(prompt).ok().map(|t| (t.key(), t.truncated));
         let result = (|| -> Result<(), crate::library::store::StoreError> {
             let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-            store.set_meta(LAST_MODEL_KEY, model_id)?;
+            store.set_last_model_id(model_id)?;
             loop {
                 let legacy = store.legacy_scores(model_id, CHUNK)?;
                 if legacy.is_empty() {
