@@ -11,3 +11,4 @@ pub mod library;
 pub mod model;
 pub mod scoring;
 pub mod synthetic;
+pub mod wake;

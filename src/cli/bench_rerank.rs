@@ -69,6 +69,7 @@ fn run_in(
         db: Some(dir.join("bench.sqlite3")),
         embedding_cache: Some((dir.join("embeddings"), 64 << 30)),
         decode_threads: cores,
+        waker: None,
     };
     let (worker, events) = ScoringWorker::start(config).context("cannot start the scoring worker")?;
     wait_for_model(&events).with_context(|| format!("cannot load the model from {}", model.display()))?;
@@ -162,7 +163,7 @@ fn finish(events: &Receiver<ScoringEvent>, ticket: u64) -> anyhow::Result<Vec<Sc
     let mut scored = Vec::new();
     loop {
         match events.recv().context("the scoring worker stopped")? {
-            ScoringEvent::Scored(r) if r.ticket == ticket => scored.push(r),
+            ScoringEvent::Scored(batch) => scored.extend(batch.into_iter().filter(|r| r.ticket == ticket)),
             ScoringEvent::Failed(failure) => anyhow::bail!("{failure}"),
             ScoringEvent::Finished { ticket: t, .. } if t == ticket => return Ok(scored),
             ScoringEvent::Warning(warning) => eprintln!("note: {warning}"),

@@ -102,6 +102,14 @@ fn watch(db: &Path, folders: Vec<PathBuf>, options: ScanOptions) -> anyhow::Resu
             }
             WatchEvent::FolderBack { folder } => writeln!(out, "folder back: {}", folder.display())?,
             WatchEvent::Error { message } => eprintln!("rewardlens: {message}"),
+            // A rewritten line on a terminal only; logs get the "scanned" line.
+            WatchEvent::ScanProgress { folder, done, total } if std::io::stderr().is_terminal() => {
+                eprint!("\rscanning {}: {done}/{total} files", folder.display());
+                if done == total {
+                    eprintln!();
+                }
+            }
+            WatchEvent::ScanProgress { .. } => {}
         }
     }
     watcher.stop();

@@ -99,6 +99,7 @@ fn worker_config(args: &ScoreArgs) -> anyhow::Result<WorkerConfig> {
         db,
         embedding_cache: cache,
         decode_threads: cores,
+        waker: None,
     })
 }
 
@@ -127,7 +128,9 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     while !stopped() {
         let Ok(event) = events.recv_timeout(Duration::from_millis(200)) else { continue };
         match event {
-            ScoringEvent::Scored(r) => results.push(Scored { path: r.path, prompt: r.prompt, score: r.score }),
+            ScoringEvent::Scored(batch) => {
+                results.extend(batch.into_iter().map(|r| Scored { path: r.path, prompt: r.prompt, score: r.score }));
+            }
             ScoringEvent::Failed(failure) => progress.message(&failure.to_string()),
             ScoringEvent::Progress(p) => progress.update(&p),
             ScoringEvent::Warning(warning) => progress.message(&format!("note: {warning}")),

@@ -21,6 +21,7 @@ use image::{ImageEncoder, RgbaImage};
 use crate::disk_cache::DiskCache;
 use crate::image_file::{self, ContentHash, ImageFileError};
 use crate::model::preprocess::{PillowPixels, SourceImage, decode_image};
+use crate::wake::Waker;
 
 /// Default longest side of a grid thumbnail, in pixels.
 pub const DEFAULT_SIDE_PX: u32 = 256;
@@ -266,10 +267,12 @@ impl std::fmt::Debug for Thumbnailer {
 }
 
 impl Thumbnailer {
-    /// Starts `threads` workers on `cache`; results arrive on the returned receiver.
+    /// Starts `threads` workers on `cache`; results arrive on the returned receiver, and `waker`
+    /// runs after each one is sent.
     pub fn start(
         cache: Arc<ThumbnailCache>,
         threads: usize,
+        waker: Option<Waker>,
     ) -> Result<(Self, Receiver<ThumbnailEvent>), std::io::Error> {
         let (sender, receiver) = channel();
         let shared = Arc::new((
@@ -281,10 +284,11 @@ impl Thumbnailer {
             let shared = Arc::clone(&shared);
             let cache = Arc::clone(&cache);
             let sender: Sender<ThumbnailEvent> = sender.clone();
+            let waker = waker.clone();
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("rewardlens-thumb-{i}"))
-                    .spawn(move || work(&shared, &cache, &sender))?,
+                    .spawn(move || work(&shared, &cache, &sender, waker.as_ref()))?,
             );
         }
         Ok((Self { shared, threads: handles }, receiver))
@@ -330,7 +334,12 @@ impl Drop for Thumbnailer {
     }
 }
 
-fn work(shared: &(Mutex<Queue>, Condvar), cache: &ThumbnailCache, sender: &Sender<ThumbnailEvent>) {
+fn work(
+    shared: &(Mutex<Queue>, Condvar),
+    cache: &ThumbnailCache,
+    sender: &Sender<ThumbnailEvent>,
+    waker: Option<&Waker>,
+) {
     let (lock, wake) = shared;
     loop {
         let request = {
@@ -365,6 +374,7 @@ fn work(shared: &(Mutex<Queue>, Condvar), cache: &ThumbnailCache, sender: &Sende
         if sender.send(event).is_err() {
             return;
         }
+        crate::wake::wake(waker);
     }
 }
 
@@ -483,7 +493,12 @@ mod tests {
         let bad = tmp.path().join("bad.png");
         std::fs::write(&bad, b"\x89PNG\r\n\x1a\nnope").unwrap();
         let cache = Arc::new(ThumbnailCache::open(&tmp.path().join("c"), DEFAULT_CAP_BYTES).unwrap());
-        let (thumbs, events) = Thumbnailer::start(Arc::clone(&cache), 1).unwrap();
+        let wakes = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&wakes);
+        let waker = Waker::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        let (thumbs, events) = Thumbnailer::start(Arc::clone(&cache), 1, Some(waker)).unwrap();
         let request = |hash: &str, path: &Path, generation| ThumbnailRequest {
             content_hash: h(hash),
             path: path.to_path_buf(),
@@ -499,6 +514,7 @@ mod tests {
         assert!(got.iter().any(|e| matches!(e, ThumbnailEvent::Ready { content_hash, thumbnail, .. }
             if *content_hash == h("1111") && thumbnail.width == 64)));
         assert!(got.iter().any(|e| matches!(e, ThumbnailEvent::Failed { reason, .. } if reason.contains("bad.png"))));
+        assert!(wakes.load(Ordering::SeqCst) >= 2, "the owner is woken after each result");
 
         // Queue many old-generation requests behind a slow-ish one, then move on: they are dropped.
         let stale: Vec<PathBuf> = (0..50)

@@ -344,14 +344,7 @@ impl Store {
     /// Answers a view: every matching image in order, with its reward and percentile.
     pub fn view(&self, query: &ViewQuery) -> Result<View, StoreError> {
         let ViewSql { joins, conditions, args, reward } = self.view_sql_parts(query)?;
-        let (desc, asc) = if query.reverse { ("ASC", "DESC") } else { ("DESC", "ASC") };
-        let order = match query.order {
-            ViewOrder::Reward | ViewOrder::RewardFor(_) => format!("{reward} IS NULL, {reward} {desc}, i.id"),
-            ViewOrder::Date => format!("i.mtime_ns {desc}, i.id"),
-            ViewOrder::Name => format!("i.path {asc}"),
-            ViewOrder::Rating => format!("r.overall IS NULL, r.overall {desc}, {reward} {desc}, i.id"),
-            ViewOrder::Size => format!("COALESCE(i.width * i.height, 0) {desc}, i.size {desc}, i.id"),
-        };
+        let order = order_by(query, reward);
         let text = format!("SELECT i.id, {reward} FROM images i{joins}{conditions} ORDER BY {order}");
         let mut entries: Vec<ViewEntry> = self.read(|c| {
             let mut stmt = c.prepare_cached(&text)?;
@@ -431,6 +424,55 @@ impl Store {
             c.query_row("SELECT params_json FROM images WHERE id = ?1", [image_id], |r| r.get(0)).optional()
         })?;
         Ok(json.flatten().and_then(|j| serde_json::from_str(&j).ok()))
+    }
+}
+
+/// One image of a view as the scoring worker needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewItem {
+    /// Row id.
+    pub image_id: i64,
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Content hash, when the file was readable.
+    pub content_hash: Option<ContentHash>,
+    /// Its own prompt.
+    pub prompt: Option<String>,
+}
+
+impl Store {
+    /// A view's images in order with their path, content hash and own prompt: what the scoring
+    /// worker enumerates to score a view (one query, no per-row lookups).
+    pub fn view_items(&self, query: &ViewQuery) -> Result<Vec<ViewItem>, StoreError> {
+        let ViewSql { joins, conditions, args, reward } = self.view_sql_parts(query)?;
+        let text = format!(
+            "SELECT i.id, i.path, i.content_hash, i.prompt FROM images i{joins}{conditions} ORDER BY {}",
+            order_by(query, reward)
+        );
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&text)?;
+            let rows = stmt.query_map(params_from_iter(args), |r| {
+                Ok(ViewItem {
+                    image_id: r.get(0)?,
+                    path: std::path::PathBuf::from(r.get::<_, String>(1)?),
+                    content_hash: r.get(2)?,
+                    prompt: r.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+/// The `ORDER BY` of a view; unscored and unrated images stay last either way.
+fn order_by(query: &ViewQuery, reward: &str) -> String {
+    let (desc, asc) = if query.reverse { ("ASC", "DESC") } else { ("DESC", "ASC") };
+    match query.order {
+        ViewOrder::Reward | ViewOrder::RewardFor(_) => format!("{reward} IS NULL, {reward} {desc}, i.id"),
+        ViewOrder::Date => format!("i.mtime_ns {desc}, i.id"),
+        ViewOrder::Name => format!("i.path {asc}"),
+        ViewOrder::Rating => format!("r.overall IS NULL, r.overall {desc}, {reward} {desc}, i.id"),
+        ViewOrder::Size => format!("COALESCE(i.width * i.height, 0) {desc}, i.size {desc}, i.id"),
     }
 }
 

@@ -22,7 +22,11 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
-use super::scan::{ScanOptions, ScanReport, import_paths, scan_folders};
+use super::scan::{ScanOptions, ScanProgress, ScanReport, import_paths, scan_folders};
+use crate::wake::{Waker, wake};
+
+/// How often a running full scan reports progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 use super::store::{Store, StoreError};
 use crate::image_file::{has_image_extension, looks_complete};
 
@@ -40,6 +44,8 @@ pub struct WatchOptions {
     pub folder_poll: Duration,
     /// How imports read files.
     pub scan: ScanOptions,
+    /// Run after each event is sent (a UI repaints instead of polling).
+    pub waker: Option<Waker>,
 }
 
 impl Default for WatchOptions {
@@ -50,6 +56,7 @@ impl Default for WatchOptions {
             give_up_after: Duration::from_secs(30),
             folder_poll: Duration::from_secs(2),
             scan: ScanOptions::default(),
+            waker: None,
         }
     }
 }
@@ -64,6 +71,15 @@ pub enum WatchEvent {
         folder: PathBuf,
         /// What the scan did.
         report: ScanReport,
+    },
+    /// A full scan is under way: files finished of those found, so far.
+    ScanProgress {
+        /// The folder.
+        folder: PathBuf,
+        /// Files finished.
+        done: usize,
+        /// Files found.
+        total: usize,
     },
     /// A batch of settled changes was written to the store.
     Updated {
@@ -245,6 +261,7 @@ impl WatchState {
     fn emit(&self, event: WatchEvent) {
         // The owner dropped the receiver: it no longer cares; keep the store current regardless.
         let _ = self.events.send(event);
+        wake(self.options.waker.as_ref());
     }
 
     fn add_folder(&mut self, path: PathBuf) {
@@ -271,7 +288,22 @@ impl WatchState {
 
     fn full_scan(&mut self, folder: &Path) {
         let options = self.options.scan.clone();
-        match scan_folders(&mut self.store, &[folder.to_path_buf()], &options, |_| {}, &self.stop) {
+        // Progress at most every PROGRESS_EVERY, and at the end: a 100k-file scan is a few events.
+        let last = std::cell::Cell::new(None::<Instant>);
+        let (events, waker) = (&self.events, self.options.waker.as_ref());
+        let progress = |p: ScanProgress| {
+            let due = last.get().is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) || p.done == p.total;
+            if due {
+                last.set(Some(Instant::now()));
+                let _ = events.send(WatchEvent::ScanProgress {
+                    folder: folder.to_path_buf(),
+                    done: p.done,
+                    total: p.total,
+                });
+                wake(waker);
+            }
+        };
+        match scan_folders(&mut self.store, &[folder.to_path_buf()], &options, progress, &self.stop) {
             Ok(report) => self.emit(WatchEvent::Scanned { folder: folder.to_path_buf(), report }),
             Err(e) => self.emit(WatchEvent::Error { message: format!("scanning {}: {e}", folder.display()) }),
         }
@@ -430,6 +462,7 @@ mod tests {
             give_up_after: Duration::from_millis(1500),
             folder_poll: Duration::from_millis(200),
             scan: ScanOptions { threads: 2 },
+            waker: None,
         }
     }
 
@@ -475,12 +508,53 @@ mod tests {
 
     fn start(fx: &Fixture) -> (LibraryWatcher, Receiver<WatchEvent>) {
         let (watcher, events) = LibraryWatcher::start(&fx.db, vec![fx.root.clone()], quick()).unwrap();
-        // The start-up scan of the (empty) folder comes first.
-        match events.recv_timeout(Duration::from_secs(10)).unwrap() {
-            WatchEvent::Scanned { folder, .. } => assert_eq!(folder, fx.root),
-            other => panic!("expected the start-up scan, got {other:?}"),
+        // The start-up scan of the (empty) folder comes first, after its progress.
+        loop {
+            match events.recv_timeout(Duration::from_secs(10)).unwrap() {
+                WatchEvent::ScanProgress { .. } => {}
+                WatchEvent::Scanned { folder, .. } => {
+                    assert_eq!(folder, fx.root);
+                    break;
+                }
+                other => panic!("expected the start-up scan, got {other:?}"),
+            }
         }
         (watcher, events)
+    }
+
+    #[test]
+    fn the_start_up_scan_reports_progress_and_every_event_wakes_the_owner() {
+        let fx = fixture();
+        for i in 0..20 {
+            std::fs::write(fx.root.join(format!("{i}.png")), png(&fx, i)).unwrap();
+        }
+        let wakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&wakes);
+        let options = WatchOptions {
+            waker: Some(Waker::new(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            })),
+            ..quick()
+        };
+        let (_watcher, events) = LibraryWatcher::start(&fx.db, vec![fx.root.clone()], options).unwrap();
+        let mut progress = Vec::new();
+        let mut received = 0;
+        loop {
+            let event = events.recv_timeout(Duration::from_secs(10)).unwrap();
+            received += 1;
+            match event {
+                WatchEvent::ScanProgress { done, total, .. } => progress.push((done, total)),
+                WatchEvent::Scanned { report, .. } => {
+                    assert_eq!(report.added, 20);
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(progress.first(), Some(&(0, 20)), "{progress:?}");
+        assert_eq!(progress.last(), Some(&(20, 20)), "{progress:?}");
+        assert!(progress.windows(2).all(|w| w[0].0 <= w[1].0), "{progress:?}");
+        assert!(wakes.load(Ordering::SeqCst) >= received, "woken after each event");
     }
 
     #[test]
@@ -649,12 +723,16 @@ mod tests {
         std::fs::create_dir(&other).unwrap();
         std::fs::copy(fx.source.join("img_000007.png"), other.join("x.png")).unwrap();
         watcher.add_folder(other.clone());
-        match events.recv_timeout(Duration::from_secs(10)).unwrap() {
-            WatchEvent::Scanned { folder, report } => {
-                assert_eq!(folder, other);
-                assert_eq!(report.added, 1);
+        loop {
+            match events.recv_timeout(Duration::from_secs(10)).unwrap() {
+                WatchEvent::ScanProgress { folder, .. } => assert_eq!(folder, other),
+                WatchEvent::Scanned { folder, report } => {
+                    assert_eq!(folder, other);
+                    assert_eq!(report.added, 1);
+                    break;
+                }
+                e => panic!("unexpected {e:?}"),
             }
-            e => panic!("unexpected {e:?}"),
         }
         std::fs::copy(fx.source.join("img_000008.png"), other.join("y.png")).unwrap();
         wait_for(&fx.db, "a new file in the added folder", |s| row(s, &other.join("y.png")).is_some());

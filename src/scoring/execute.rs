@@ -12,15 +12,17 @@ use super::backend::{Backend, BackendError};
 use super::embeddings::{EmbeddingCache, ImageEmbedding};
 use super::prepare::{Lookup, ModelInput, PrepareError, PrepareInput, Prepared, prepare};
 use super::protocol::{
-    Command, ItemError, ItemFailure, ModelState, Progress, ScoreRequest, ScoreResult, ScoreSource, ScoringEvent,
-    Ticket, WorkerWarning,
+    Command, ItemError, ItemFailure, ModelState, Progress, ScoreItem, ScoreRequest, ScoreResult, ScoreSource,
+    ScoringEvent, Ticket, ViewRequest, WorkerWarning,
 };
 use super::schedule::{Job, Lane, Scheduler};
 use super::settings::ModelSpec;
 use super::worker::{Shared, WorkerConfig};
 use crate::image_file::ContentHash;
 use crate::library::store::{ScoreRow, Store};
+use crate::library::views::ScoreStatus;
 use crate::model::{PromptTokenizer, PromptTokens};
+use crate::wake::wake;
 
 /// How long the idle loop waits for a command before looking at the stop flag again.
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -71,6 +73,8 @@ struct RunState {
     schedule: Schedule,
     /// Truncated prompts already reported, so each is reported once.
     warned_truncated: HashSet<String>,
+    /// Scores not yet sent: sent as one event per batch, before any `Finished` they complete.
+    pending_scored: Vec<ScoreResult>,
     /// Counts model loads, so work prepared for an older model is prepared again.
     epoch: u64,
     /// When the current busy spell started, for the rate.
@@ -91,6 +95,7 @@ impl Executor {
     fn emit(&self, event: ScoringEvent) {
         // The owner went away; the work still lands in the store.
         let _ = self.events.send(event);
+        wake(self.config.waker.as_ref());
     }
 
     fn warn(&self, warning: WorkerWarning) {
@@ -149,8 +154,13 @@ impl Executor {
             self.sync_library(model, store);
         }
         let batch = loaded.as_ref().map_or(1, |l| l.backend.batch());
-        let mut state =
-            RunState { schedule: Scheduler::new(batch), warned_truncated: HashSet::new(), epoch: 0, started: None };
+        let mut state = RunState {
+            schedule: Scheduler::new(batch),
+            warned_truncated: HashSet::new(),
+            pending_scored: Vec::new(),
+            epoch: 0,
+            started: None,
+        };
         let (landed_tx, landed_rx) = channel::<Landed>();
         loop {
             let s = &mut state.schedule;
@@ -167,8 +177,16 @@ impl Executor {
             };
             let mut stop = self.shared.stop.load(Ordering::Relaxed);
             for command in first.into_iter().chain(std::iter::from_fn(|| inbox.try_recv().ok())) {
+                if matches!(command, Command::Score(..) | Command::ScoreView(..)) {
+                    self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+                }
                 match command {
                     Command::Score(ticket, request) => self.accept(&mut state, ticket, request),
+                    Command::ScoreView(ticket, request) => {
+                        let model_id = loaded.as_ref().map(|l| l.backend.model_id().to_string());
+                        let request = self.view_request(store.as_deref(), model_id, *request);
+                        self.accept(&mut state, ticket, request);
+                    }
                     Command::SetModel(spec) => {
                         // Tokens and scores of the old model do not carry over.
                         state.epoch += 1;
@@ -220,6 +238,7 @@ impl Executor {
                 state.schedule.reset_progress_if_idle();
             }
         }
+        self.flush_scored(&mut state);
         self.emit(ScoringEvent::Stopped);
     }
 
@@ -268,6 +287,44 @@ impl Executor {
             self.warn(WorkerWarning::ScoresNotSaved {
                 message: format!("cannot prepare the library for the model: {e}"),
             });
+        }
+    }
+
+    /// The score request a view asks for: its images without a reward from this model, each
+    /// with what the library knows (content hash, own prompt), in the view's order. Without a
+    /// library or a model it is empty (and says why).
+    fn view_request(
+        &self,
+        store: Option<&Mutex<Store>>,
+        model_id: Option<String>,
+        request: ViewRequest,
+    ) -> ScoreRequest {
+        let ViewRequest { mut query, priority } = request;
+        let prompt = query.reward_prompt().map(str::to_string);
+        let empty = ScoreRequest { items: Vec::new(), prompt: prompt.clone(), priority, supersede: false };
+        let (Some(store), Some(model_id)) = (store, model_id) else {
+            self.warn(WorkerWarning::StoreUnavailable {
+                message: "a view can be scored only with a library and a loaded model".to_string(),
+            });
+            return empty;
+        };
+        query.model_id = Some(model_id);
+        query.filter.status = Some(ScoreStatus::Unscored);
+        let items = store.lock().unwrap_or_else(PoisonError::into_inner).view_items(&query);
+        match items {
+            Ok(items) => ScoreRequest {
+                items: items
+                    .into_iter()
+                    // Against its own prompt, an image without one cannot be scored.
+                    .filter(|item| prompt.is_some() || item.prompt.is_some())
+                    .map(|item| ScoreItem { path: item.path, content_hash: item.content_hash, own_prompt: item.prompt })
+                    .collect(),
+                ..empty
+            },
+            Err(e) => {
+                self.warn(WorkerWarning::StoreUnavailable { message: e.to_string() });
+                empty
+            }
         }
     }
 
@@ -485,18 +542,26 @@ impl Executor {
         source: ScoreSource,
     ) {
         state.schedule.scored(job.ticket);
-        self.emit(ScoringEvent::Scored(ScoreResult {
+        state.pending_scored.push(ScoreResult {
             ticket: job.ticket,
             path: job.input.path.clone(),
             content_hash,
             prompt,
             score,
             source,
-        }));
-        self.report_finished(state);
+        });
+    }
+
+    /// Sends the scores gathered since the last call as one event.
+    fn flush_scored(&self, state: &mut RunState) {
+        if !state.pending_scored.is_empty() {
+            self.emit(ScoringEvent::Scored(std::mem::take(&mut state.pending_scored)));
+        }
     }
 
     fn fail(&self, state: &mut RunState, job: &Job<PrepareInput>, content_hash: Option<ContentHash>, error: ItemError) {
+        // Scores gathered before this failure go first, in order.
+        self.flush_scored(state);
         state.schedule.failed(job.ticket);
         let content_hash = content_hash.or_else(|| job.input.content_hash.clone());
         self.emit(ScoringEvent::Failed(ItemFailure {
@@ -508,8 +573,10 @@ impl Executor {
         self.report_finished(state);
     }
 
-    /// Sends `Finished` for every request the scheduler has closed, after its last item's event.
+    /// Sends the pending scores, then `Finished` for every request the scheduler has closed (so a
+    /// request's last score always comes before its `Finished`).
     fn report_finished(&self, state: &mut RunState) {
+        self.flush_scored(state);
         for f in state.schedule.take_finished() {
             self.emit(ScoringEvent::Finished {
                 ticket: f.ticket,

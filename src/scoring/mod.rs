@@ -24,7 +24,7 @@ pub use backend::BackendError;
 pub use embeddings::{EmbeddingCache, ImageEmbedding};
 pub use protocol::{
     ItemError, ItemFailure, ModelState, NoPrompt, Priority, Progress, ScoreItem, ScoreRequest, ScoreResult,
-    ScoreSource, ScoringEvent, SubmitError, Ticket, WorkerWarning,
+    ScoreSource, ScoringEvent, SubmitError, Ticket, ViewRequest, WorkerWarning,
 };
 pub use scorer::{Scorer, model_id};
 pub use settings::{DeviceKind, ModelSpec, Precision};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::settings::ModelSpec;
 use crate::image_file::{ContentHash, ImageFileErrorKind};
+use crate::library::views::ViewQuery;
 use crate::model::{DeviceKind, MAX_TOKENS, ModelError, Precision};
 
 /// Identifies a request; increases with every submission.
@@ -95,11 +96,22 @@ pub struct ScoreRequest {
     pub supersede: bool,
 }
 
+/// Score the unscored images of a library view.
+#[derive(Debug, Clone)]
+pub struct ViewRequest {
+    /// The view (its model is the worker's, whatever the query says).
+    pub query: ViewQuery,
+    /// How urgent.
+    pub priority: Priority,
+}
+
 /// What the worker is asked to do.
 #[derive(Debug)]
 pub(crate) enum Command {
     /// Score a request.
     Score(Ticket, ScoreRequest),
+    /// Score what a library view lacks.
+    ScoreView(Ticket, Box<ViewRequest>),
     /// Load another model (or the same elsewhere).
     SetModel(ModelSpec),
     /// Start no new batch.
@@ -271,8 +283,8 @@ pub struct Progress {
 pub enum ScoringEvent {
     /// The model changed state.
     Model(ModelState),
-    /// An image was scored.
-    Scored(ScoreResult),
+    /// Images were scored: one event per batch (or per group of stored scores found together).
+    Scored(Vec<ScoreResult>),
     /// An image could not be scored (per item: the run goes on).
     Failed(ItemFailure),
     /// Progress, after every batch.

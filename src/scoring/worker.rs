@@ -7,15 +7,17 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, channel, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
 use super::execute::Executor;
-use super::protocol::{Command, ScoreRequest, ScoringEvent, SubmitError, Ticket};
+use super::protocol::{Command, Priority, ScoreRequest, ScoringEvent, SubmitError, Ticket, ViewRequest};
 use super::settings::ModelSpec;
+use crate::library::views::ViewQuery;
+use crate::wake::Waker;
 
-/// Commands waiting in the channel before [`ScoringWorker::try_submit`] reports "busy".
+/// Score requests waiting for the worker before [`ScoringWorker::try_submit`] reports "busy".
 pub const COMMAND_QUEUE: usize = 64;
 
 /// How the worker is set up.
@@ -29,6 +31,8 @@ pub struct WorkerConfig {
     pub embedding_cache: Option<(PathBuf, u64)>,
     /// Threads decoding and preprocessing images.
     pub decode_threads: usize,
+    /// Run after events are sent (a UI repaints instead of polling).
+    pub waker: Option<Waker>,
 }
 
 /// Work counters, readable at any time without a message round trip.
@@ -50,13 +54,17 @@ pub(crate) struct Shared {
     pub stale_before: AtomicU64,
     /// Set to stop after the batch in progress.
     pub stop: AtomicBool,
+    /// Score requests sent and not yet taken by the worker (the "busy" bound of `try_submit`).
+    pub queued: AtomicUsize,
     /// Work counters.
     pub stats: WorkerStats,
 }
 
-/// The handle to a running worker; dropping it stops the worker and waits for it.
+/// The handle to a running worker. No call on it blocks: commands go over an unbounded channel
+/// (score requests are bounded by a count, see [`ScoringWorker::try_submit`]), and dropping it
+/// tells the worker to stop after the batch in progress without waiting for it.
 pub struct ScoringWorker {
-    commands: SyncSender<Command>,
+    commands: Sender<Command>,
     next_ticket: AtomicU64,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
@@ -71,7 +79,7 @@ impl std::fmt::Debug for ScoringWorker {
 impl ScoringWorker {
     /// Starts the worker; it loads `config.model` first and reports [`super::ModelState`] events.
     pub fn start(config: WorkerConfig) -> std::io::Result<(Self, Receiver<ScoringEvent>)> {
-        let (commands, inbox) = sync_channel(COMMAND_QUEUE);
+        let (commands, inbox) = channel();
         let (events, receiver) = channel();
         let shared = Arc::new(Shared::default());
         let executor = Executor::new(config, events, Arc::clone(&shared))?;
@@ -80,31 +88,46 @@ impl ScoringWorker {
         Ok((Self { commands, next_ticket: AtomicU64::new(1), shared, thread: Some(thread) }, receiver))
     }
 
-    fn ticket_for(&self, request: &ScoreRequest) -> Ticket {
+    fn ticket_for(&self, supersede: bool) -> Ticket {
         let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
-        if request.supersede {
+        if supersede {
             // Set here, not on the worker, so queued commands are already stale when it meets them.
             self.shared.stale_before.fetch_max(ticket, Ordering::Relaxed);
         }
         ticket
     }
 
-    /// Queues a request without ever blocking (for a UI thread): [`SubmitError::Busy`] when the
-    /// command queue is full.
+    /// Queues a request, refusing with [`SubmitError::Busy`] while [`COMMAND_QUEUE`] requests
+    /// wait for the worker (a UI retries next frame instead of piling up work).
     pub fn try_submit(&self, request: ScoreRequest) -> Result<Ticket, SubmitError> {
-        let ticket = self.ticket_for(&request);
-        match self.commands.try_send(Command::Score(ticket, request)) {
-            Ok(()) => Ok(ticket),
-            Err(TrySendError::Full(_)) => Err(SubmitError::Busy),
-            Err(TrySendError::Disconnected(_)) => Err(SubmitError::Stopped),
+        if self.shared.queued.load(Ordering::Relaxed) >= COMMAND_QUEUE {
+            return Err(SubmitError::Busy);
         }
+        self.submit(request)
     }
 
-    /// Queues a request, waiting for room in the command queue (for the CLI and other threads).
+    /// Queues a request whatever the queue's length (for the CLI and other threads); never blocks.
     pub fn submit(&self, request: ScoreRequest) -> Result<Ticket, SubmitError> {
-        let ticket = self.ticket_for(&request);
-        self.commands.send(Command::Score(ticket, request)).map_err(|_| SubmitError::Stopped)?;
+        let ticket = self.ticket_for(request.supersede);
+        self.send_request(Command::Score(ticket, request))?;
         Ok(ticket)
+    }
+
+    /// Scores every image of a library view that has no reward yet, against each image's own
+    /// prompt or the view's prompt: the worker enumerates the view itself (the caller never builds
+    /// 100,000 items). Images without a prompt of their own are left out of an own-prompt view.
+    pub fn score_view(&self, query: ViewQuery, priority: Priority, supersede: bool) -> Result<Ticket, SubmitError> {
+        let ticket = self.ticket_for(supersede);
+        self.send_request(Command::ScoreView(ticket, Box::new(ViewRequest { query, priority })))?;
+        Ok(ticket)
+    }
+
+    fn send_request(&self, command: Command) -> Result<(), SubmitError> {
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        self.commands.send(command).map_err(|_| {
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            SubmitError::Stopped
+        })
     }
 
     /// Makes the `Visible`/`View` work of tickets before `ticket` stale.
@@ -113,16 +136,17 @@ impl ScoringWorker {
     }
 
     /// Loads another model, or the same on another device or dtype; queued work stays queued.
+    /// Never blocks.
     pub fn set_model(&self, spec: ModelSpec) -> Result<(), SubmitError> {
         self.commands.send(Command::SetModel(spec)).map_err(|_| SubmitError::Stopped)
     }
 
-    /// Stops starting new batches (the running one finishes).
+    /// Stops starting new batches (the running one finishes). Never blocks.
     pub fn pause(&self) -> Result<(), SubmitError> {
         self.commands.send(Command::Pause).map_err(|_| SubmitError::Stopped)
     }
 
-    /// Resumes after [`ScoringWorker::pause`].
+    /// Resumes after [`ScoringWorker::pause`]. Never blocks.
     pub fn resume(&self) -> Result<(), SubmitError> {
         self.commands.send(Command::Resume).map_err(|_| SubmitError::Stopped)
     }
@@ -132,22 +156,24 @@ impl ScoringWorker {
         &self.shared.stats
     }
 
-    /// Stops the worker after the batch in progress and waits for it.
+    /// Stops the worker after the batch in progress and waits for it (its last scores saved).
     pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        let _ = self.commands.try_send(Command::Stop);
+        self.signal_stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
+
+    fn signal_stop(&self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        let _ = self.commands.send(Command::Stop);
+    }
 }
 
 impl Drop for ScoringWorker {
+    /// Tells the worker to stop after the batch in progress and returns at once: a window closing
+    /// never waits for a CPU batch. The batch's scores are still saved; `Stopped` follows.
     fn drop(&mut self) {
-        self.shutdown();
+        self.signal_stop();
     }
 }

@@ -43,6 +43,7 @@ fn config(s: &Setup, batch: usize) -> WorkerConfig {
         db: Some(s.db.clone()),
         embedding_cache: Some((s.cache.clone(), 1 << 30)),
         decode_threads: 2,
+        waker: None,
     }
 }
 
@@ -84,7 +85,7 @@ fn collect(events: &Receiver<ScoringEvent>, ticket: u64) -> Outcome {
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         match events.recv_timeout(Duration::from_secs(5)) {
-            Ok(ScoringEvent::Scored(r)) if r.ticket == ticket => out.scored.push(r),
+            Ok(ScoringEvent::Scored(batch)) => out.scored.extend(batch.into_iter().filter(|r| r.ticket == ticket)),
             Ok(ScoringEvent::Failed(f)) if f.ticket == ticket => {
                 out.failed.push((f.path.clone(), f.to_string()));
                 out.failures.push(f);
@@ -269,9 +270,11 @@ fn superseded_work_is_dropped_without_draining_the_queue() {
             Ok(ScoringEvent::Finished { ticket, scored, dropped, .. }) => {
                 finished.insert(ticket, (scored, dropped));
             }
-            Ok(ScoringEvent::Scored(r)) => {
-                trace.push(format!("{}:{:?}", r.ticket, r.source));
-                order.push(r.ticket);
+            Ok(ScoringEvent::Scored(batch)) => {
+                for r in batch {
+                    trace.push(format!("{}:{:?}", r.ticket, r.source));
+                    order.push(r.ticket);
+                }
             }
             // Batch boundaries, for the failure message.
             Ok(ScoringEvent::Progress(_)) => trace.push("|".to_string()),
@@ -492,4 +495,90 @@ fn a_helper_that_crashes_mid_run_hands_over_to_the_cpu_and_the_run_completes() {
     assert!(stderr.contains("simulated GPU crash") && stderr.contains("now scoring on the CPU"), "{stderr}");
     let lines = String::from_utf8_lossy(&out.stdout).lines().count();
     assert_eq!(lines, files(&s.images).len(), "every image was scored");
+}
+
+#[test]
+fn prompts_the_model_reads_alike_share_one_score() {
+    let s = setup();
+    let (worker, events) = start(config(&s, 4));
+    let n = files(&s.images).len();
+    let t = worker.submit(request(files(&s.images), "a red cube", Priority::Library, false)).unwrap();
+    let first = collect(&events, t);
+    assert_eq!(first.scored.len(), n);
+    let computed = worker.stats().image_tower_images.load(Ordering::Relaxed)
+        + worker.stats().cached_token_images.load(Ordering::Relaxed);
+    // Case, spacing and accents the tokenizer drops: the stored scores answer, nothing runs.
+    let t = worker.submit(request(files(&s.images), "  A RED   Cube ", Priority::Library, false)).unwrap();
+    let again = collect(&events, t);
+    assert!(again.scored.iter().all(|r| r.source == ScoreSource::Stored), "{:?}", again.scored);
+    assert_eq!(by_name(&again.scored), by_name(&first.scored));
+    let after = worker.stats().image_tower_images.load(Ordering::Relaxed)
+        + worker.stats().cached_token_images.load(Ordering::Relaxed);
+    assert_eq!(after, computed, "nothing was scored twice");
+}
+
+#[test]
+fn a_view_is_scored_by_the_worker_enumerating_it_and_the_owner_is_woken() {
+    use rewardlens::library::scan::{ScanOptions, scan_folders};
+    use rewardlens::library::views::{ScoreStatus, ViewQuery};
+    let s = setup();
+    let synthetic = s._tmp.path().join("synthetic");
+    std::fs::create_dir(&synthetic).unwrap();
+    rewardlens::synthetic::write_synthetic_pngs(&synthetic, 12).unwrap();
+    let mut store = Store::open(&s.db).unwrap();
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    scan_folders(&mut store, std::slice::from_ref(&synthetic), &ScanOptions { threads: 1 }, |_| {}, &cancel).unwrap();
+    let wakes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&wakes);
+    let mut cfg = config(&s, 4);
+    cfg.waker = Some(rewardlens::wake::Waker::new(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    }));
+    let (worker, events) = start(cfg);
+    let t = worker.score_view(ViewQuery::default(), Priority::View, false).unwrap();
+    let out = collect(&events, t);
+    assert_eq!((out.scored.len(), out.failed.len()), (12, 0));
+    assert!(wakes.load(Ordering::SeqCst) >= 3, "woken after events");
+    // The view now shows every image scored against its own prompt.
+    let id = model_id(&fixtures().join("tiny-st/model.safetensors")).unwrap();
+    let query = ViewQuery { model_id: Some(id), ..ViewQuery::default() };
+    let view = store.view(&query).unwrap();
+    assert_eq!((view.len(), view.scored), (12, 12));
+    let unscored = ViewQuery {
+        filter: rewardlens::library::views::ViewFilter { status: Some(ScoreStatus::Unscored), ..Default::default() },
+        ..query
+    };
+    assert!(store.view(&unscored).unwrap().is_empty());
+    // Nothing is left: a second request is empty.
+    let t = worker.score_view(ViewQuery::default(), Priority::View, false).unwrap();
+    assert_eq!(collect(&events, t).scored.len(), 0);
+}
+
+#[test]
+fn dropping_a_busy_worker_returns_at_once_and_the_worker_stops_after_its_batch() {
+    let s = setup();
+    let many = s._tmp.path().join("many");
+    std::fs::create_dir(&many).unwrap();
+    rewardlens::synthetic::write_synthetic_pngs_sized(&many, 300, 96).unwrap();
+    let (worker, events) = start(config(&s, 16));
+    worker.submit(request(files(&many), "busy", Priority::Library, false)).unwrap();
+    // A batch has run and more are queued: the worker is in the middle of its run.
+    loop {
+        if let ScoringEvent::Progress(_) = events.recv_timeout(Duration::from_secs(60)).unwrap() {
+            break;
+        }
+    }
+    let started = Instant::now();
+    drop(worker);
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(50), "drop waited {took:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match events.recv_timeout(Duration::from_secs(10)) {
+            Ok(ScoringEvent::Stopped) => break,
+            Ok(_) => {}
+            Err(e) => panic!("the worker did not stop: {e}"),
+        }
+        assert!(Instant::now() < deadline, "the worker did not stop");
+    }
 }
