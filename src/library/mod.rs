@@ -4,6 +4,7 @@
 
 pub mod groups;
 pub mod metadata;
+pub mod query;
 pub mod scan;
 pub mod store;
 pub mod thumbnails;

@@ -664,6 +664,12 @@ impl Store {
             .map(|n| u64::try_from(n).unwrap_or(0))
             .map_err(self.err())
     }
+
+    /// Unmarks the image with this content as a favorite (the user changed their mind); returns
+    /// whether it was one.
+    pub fn remove_favorite(&mut self, content_hash: &ContentHash) -> Result<bool, StoreError> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM favorites WHERE content_hash = ?1", [content_hash])? > 0))
+    }
 }
 
 /// Interns a prompt text (with its group key) and returns its id.
