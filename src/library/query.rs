@@ -56,8 +56,7 @@ pub const DROP_WAIT: Duration = Duration::from_millis(100);
 /// below the latest of its kind is stale, and the service never sends it.
 pub type Generation = u64;
 
-/// Called after every event is sent, so a UI can ask for a repaint and drain the events.
-pub type Waker = Arc<dyn Fn() + Send + Sync>;
+pub use crate::wake::Waker;
 
 /// The kinds of read; each has its own [`Generation`] count, so a new view does not make the
 /// rows on screen stale. Queued reads of several kinds are answered in the order declared here.
@@ -490,9 +489,7 @@ impl ServiceThread {
     fn emit(&self, event: LibraryEvent) {
         // Fails only when no one listens any more; edits are stored all the same.
         let _ = self.events.send(event);
-        if let Some(wake) = &self.waker {
-            wake();
-        }
+        crate::wake::wake(self.waker.as_ref());
     }
 
     /// Keeps the newest read of its kind; an older one is skipped without being computed.
@@ -950,7 +947,7 @@ mod tests {
         let early_wakes = Arc::new(AtomicU64::new(0));
         let waker: Waker = {
             let (slot, seen, early_wakes) = (Arc::clone(&slot), Arc::clone(&seen), Arc::clone(&early_wakes));
-            Arc::new(move || {
+            Waker::new(move || {
                 let slot = slot.lock().unwrap();
                 let mut seen = seen.lock().unwrap();
                 if let Some(events) = slot.as_ref() {

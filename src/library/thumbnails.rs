@@ -514,6 +514,11 @@ mod tests {
         assert!(got.iter().any(|e| matches!(e, ThumbnailEvent::Ready { content_hash, thumbnail, .. }
             if *content_hash == h("1111") && thumbnail.width == 64)));
         assert!(got.iter().any(|e| matches!(e, ThumbnailEvent::Failed { reason, .. } if reason.contains("bad.png"))));
+        // The wake follows the send: give the last one a moment.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while wakes.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert!(wakes.load(Ordering::SeqCst) >= 2, "the owner is woken after each result");
 
         // Queue many old-generation requests behind a slow-ish one, then move on: they are dropped.

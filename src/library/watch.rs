@@ -554,6 +554,11 @@ mod tests {
         assert_eq!(progress.first(), Some(&(0, 20)), "{progress:?}");
         assert_eq!(progress.last(), Some(&(20, 20)), "{progress:?}");
         assert!(progress.windows(2).all(|w| w[0].0 <= w[1].0), "{progress:?}");
+        // The wake follows the send: give the last one a moment.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while wakes.load(Ordering::SeqCst) < received && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert!(wakes.load(Ordering::SeqCst) >= received, "woken after each event");
     }
 
