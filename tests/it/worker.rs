@@ -582,3 +582,33 @@ fn dropping_a_busy_worker_returns_at_once_and_the_worker_stops_after_its_batch()
         assert!(Instant::now() < deadline, "the worker did not stop");
     }
 }
+
+#[test]
+fn scores_from_a_v1_library_are_re_keyed_when_their_model_loads_and_never_recomputed() {
+    let s = setup();
+    let id = model_id(&fixtures().join("tiny-st/model.safetensors")).unwrap();
+    // First score everything into a current store, then rewrite it as schema v1 would have held it.
+    let (worker, events) = start(config(&s, 4));
+    let t = worker.submit(request(files(&s.images), "a red cube", Priority::Library, false)).unwrap();
+    let first = collect(&events, t);
+    worker.stop();
+    {
+        let conn = rusqlite::Connection::open(&s.db).unwrap();
+        conn.execute_batch(
+            "INSERT INTO legacy_scores (content_hash, model_id, prompt, value, scored_at)
+                 SELECT content_hash, model_id, 'A Red Cube', value, scored_at FROM scores;
+             DELETE FROM scores; DELETE FROM prompt_tokens;",
+        )
+        .unwrap();
+        let legacy: i64 = conn.query_row("SELECT count(*) FROM legacy_scores", [], |r| r.get(0)).unwrap();
+        assert_eq!(legacy as usize, first.scored.len());
+    }
+    let (worker, events) = start(config(&s, 4));
+    let t = worker.submit(request(files(&s.images), "a red cube", Priority::Library, false)).unwrap();
+    let again = collect(&events, t);
+    assert!(again.scored.iter().all(|r| r.source == ScoreSource::Stored), "{:?}", again.scored);
+    assert_eq!(by_name(&again.scored), by_name(&first.scored));
+    let store = Store::open(&s.db).unwrap();
+    assert!(store.legacy_scores(&id, 10).unwrap().is_empty(), "every legacy score was re-keyed");
+    assert_eq!(store.last_model_id().unwrap(), Some(id));
+}
