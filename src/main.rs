@@ -23,6 +23,10 @@ enum Command {
     Meta(cli::meta::MetaArgs),
     /// Add folders to the image library and import new, changed and moved files.
     Scan(cli::scan::ScanArgs),
+    /// List the library's images best first (or by date, name, rating, size), filtered.
+    List(cli::list::ListArgs),
+    /// Sum the library up by prompt, or rank its checkpoints with intervals and paired comparisons.
+    Groups(cli::groups::GroupsArgs),
     /// Time the model (image tower, text part, whole) and report load time and peak memory.
     Bench(cli::bench::BenchArgs),
     /// Serve the model on stdin/stdout for the app (what the `rewardlens-gpu` helper runs).
@@ -36,6 +40,8 @@ fn main() -> ExitCode {
         Some(Command::Score(a)) => cli::score::run(&a),
         Some(Command::Meta(a)) => cli::meta::run(&a),
         Some(Command::Scan(a)) => cli::scan::run(&a),
+        Some(Command::List(a)) => cli::list::run(&a),
+        Some(Command::Groups(a)) => cli::groups::run(&a),
         Some(Command::Bench(a)) => cli::bench::run(&a),
         Some(Command::GpuServe) => {
             rewardlens::scoring::remote::serve(&mut std::io::stdin().lock(), &mut std::io::stdout().lock())

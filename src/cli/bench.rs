@@ -1,5 +1,6 @@
 //! `rewardlens bench`: images/s of the image tower, the text part on cached image tokens and the
-//! whole model at a few batch sizes, with load time, peak memory and achieved GFLOP/s.
+//! whole model at a few batch sizes, with load time, peak memory and achieved GFLOP/s (`--rerank`
+//! and `--library` time the scoring worker's rerank and the library's queries instead).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -41,10 +42,18 @@ pub struct BenchArgs {
     /// Images per forward pass for --rerank; by default the worker's choice for the device.
     #[arg(long, requires = "rerank")]
     pub batch: Option<usize>,
+    /// Instead: build a synthetic library of N images (rows only, no files) in a temporary folder
+    /// and time its views, a page of rows, a prompt search, prompt groups and the checkpoint
+    /// leaderboard, cold and warm, with the view's memory per image.
+    #[arg(long, value_name = "N", conflicts_with = "rerank", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub library: Option<u64>,
 }
 
 /// Runs the benchmark and prints its table.
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(count) = args.library {
+        return super::bench_library::run(usize::try_from(count)?);
+    }
     if let Some(count) = args.rerank {
         return super::bench_rerank::run(
             args.model.as_deref(),

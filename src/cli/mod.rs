@@ -1,8 +1,12 @@
 //! Subcommands of the `rewardlens` binary.
 
 pub mod bench;
+pub mod bench_library;
 pub mod bench_rerank;
+pub mod groups;
 pub mod interrupt;
+pub mod list;
 pub mod meta;
 pub mod scan;
 pub mod score;
+pub mod view_args;

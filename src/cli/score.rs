@@ -200,18 +200,20 @@ fn print_table(out: &mut impl Write, results: &[Scored]) -> std::io::Result<()> 
 }
 
 /// Progress on stderr: a rewritten line on a terminal, a line every few seconds otherwise.
-struct ProgressLine {
+pub(crate) struct ProgressLine {
     tty: bool,
     last_line: Cell<Instant>,
     drawn: Cell<bool>,
 }
 
 impl ProgressLine {
-    fn new() -> Self {
+    /// A progress line that has drawn nothing yet.
+    pub(crate) fn new() -> Self {
         Self { tty: std::io::stderr().is_terminal(), last_line: Cell::new(Instant::now()), drawn: Cell::new(false) }
     }
 
-    fn update(&self, p: &Progress) {
+    /// Shows the worker's latest counts.
+    pub(crate) fn update(&self, p: &Progress) {
         let line = format!(
             "scored {}/{} images, {:.2} img/s, about {:.0} s left",
             p.done, p.total, p.images_per_sec, p.eta_secs
@@ -226,14 +228,15 @@ impl ProgressLine {
     }
 
     /// A message on its own line, without breaking the progress line.
-    fn message(&self, text: &str) {
+    pub(crate) fn message(&self, text: &str) {
         if self.drawn.replace(false) {
             eprintln!();
         }
         eprintln!("{text}");
     }
 
-    fn finish(&self) {
+    /// Ends the progress line so what follows starts on a fresh line.
+    pub(crate) fn finish(&self) {
         if self.drawn.get() {
             eprintln!();
         }

@@ -3,9 +3,11 @@
 //! compared on the prompts checkpoints share, as ImageReward's paper compares generators (its
 //! Table 1). Both honour a view's filter and rewards.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use rusqlite::params_from_iter;
+use ahash::{AHashMap as HashMap, AHashSet as HashSet};
+
+use rusqlite::types::ValueRef;
 use serde::{Deserialize, Serialize};
 
 use super::store::{Store, StoreError};
@@ -140,65 +142,94 @@ pub fn summarize(values: &[f64]) -> Option<Summary> {
     Some(Summary { n, mean, std, ci95 })
 }
 
-/// One image as the groupings read it.
-struct GroupRow {
-    image_id: i64,
-    group_key: Option<String>,
-    prompt: Option<String>,
-    checkpoint: Option<String>,
-    checkpoint_hash: Option<String>,
-    reward: Option<f64>,
+/// Small numbers for a text column's distinct values, given while rows stream in, so grouping a
+/// large view allocates one string per distinct value, not one per image.
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    /// The number of a text value (`None` for NULL or anything not text).
+    fn id(&mut self, value: ValueRef<'_>) -> Option<u32> {
+        let ValueRef::Text(bytes) = value else { return None };
+        let text = std::str::from_utf8(bytes).ok()?;
+        if let Some(id) = self.ids.get(text) {
+            return Some(*id);
+        }
+        let id = u32::try_from(self.names.len()).ok()?;
+        self.names.push(text.to_string());
+        self.ids.insert(text.to_string(), id);
+        Some(id)
+    }
+
+    /// The text of a number.
+    fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", String::as_str)
+    }
+}
+
+/// Whether a reward beats the best so far: higher, or equal on an image with a lower id.
+fn better(reward: f64, image_id: i64, best: Option<(f64, i64)>) -> bool {
+    best.is_none_or(|(b, id)| reward > b || (reward == b && image_id < id))
 }
 
 impl Store {
-    /// Every image of the view with its prompt group, checkpoint and reward.
-    fn group_rows(&self, query: &ViewQuery) -> Result<Vec<GroupRow>, StoreError> {
-        let sql = self.view_sql_parts(query)?;
-        let text = format!(
-            "SELECT i.id, p.group_key, p.text, i.checkpoint, i.checkpoint_hash, {}
-             FROM images i LEFT JOIN prompts p ON p.id = i.prompt_id{}{}",
-            sql.reward, sql.joins, sql.conditions
-        );
+    /// Group key and text of each of these prompts.
+    fn prompt_texts(&self, ids: &HashSet<i64>) -> Result<HashMap<i64, (String, String)>, StoreError> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(&text)?;
-            let rows = stmt.query_map(params_from_iter(sql.args), |r| {
-                Ok(GroupRow {
-                    image_id: r.get(0)?,
-                    group_key: r.get(1)?,
-                    prompt: r.get(2)?,
-                    checkpoint: r.get(3)?,
-                    checkpoint_hash: r.get(4)?,
-                    reward: r.get(5)?,
-                })
-            })?;
-            rows.collect()
+            let mut stmt = c.prepare_cached("SELECT id, group_key, text FROM prompts")?;
+            let mut found = stmt.query([])?;
+            let mut texts = HashMap::with_capacity(ids.len());
+            while let Some(r) = found.next()? {
+                let id: i64 = r.get(0)?;
+                if ids.contains(&id) {
+                    texts.insert(id, (r.get(1)?, r.get(2)?));
+                }
+            }
+            Ok(texts)
         })
     }
 
     /// Prompt groups of the view, best reward first (unscored groups last, by size).
     pub fn prompt_groups(&self, query: &ViewQuery) -> Result<Vec<PromptGroup>, StoreError> {
+        /// One prompt text's images, then one group's.
+        #[derive(Default)]
         struct Acc {
-            texts: HashMap<String, usize>,
+            texts: Vec<(String, usize)>,
             images: usize,
             rewards: Vec<f64>,
             best: Option<(f64, i64)>,
         }
-        let mut groups: HashMap<String, Acc> = HashMap::new();
-        for row in self.group_rows(query)? {
-            let (Some(key), Some(prompt)) = (row.group_key, row.prompt) else { continue };
-            let acc = groups.entry(key).or_insert_with(|| Acc {
-                texts: HashMap::new(),
-                images: 0,
-                rewards: Vec::new(),
-                best: None,
-            });
-            *acc.texts.entry(prompt).or_default() += 1;
+        // Per prompt id first (integer keys while rows stream), then per group.
+        let mut per_prompt: HashMap<i64, Acc> = HashMap::new();
+        for row in self.view_rows(query, "", |_| Ok(()))? {
+            let Some(prompt_id) = row.prompt_id else { continue };
+            let acc = per_prompt.entry(prompt_id).or_default();
             acc.images += 1;
             if let Some(r) = row.reward {
                 acc.rewards.push(r);
-                if acc.best.is_none_or(|(b, id)| r > b || (r == b && row.image_id < id)) {
+                if better(r, row.image_id, acc.best) {
                     acc.best = Some((r, row.image_id));
                 }
+            }
+        }
+        let mut texts = self.prompt_texts(&per_prompt.keys().copied().collect())?;
+        // In prompt id order, so sums come out the same on every run.
+        let mut per_prompt: Vec<(i64, Acc)> = per_prompt.into_iter().collect();
+        per_prompt.sort_unstable_by_key(|(id, _)| *id);
+        let mut groups: HashMap<String, Acc> = HashMap::new();
+        for (prompt_id, one) in per_prompt {
+            let Some((key, text)) = texts.remove(&prompt_id) else { continue };
+            let acc = groups.entry(key).or_default();
+            acc.texts.push((text, one.images));
+            acc.images += one.images;
+            acc.rewards.extend(one.rewards);
+            if let Some((r, id)) = one.best
+                && better(r, id, acc.best)
+            {
+                acc.best = Some((r, id));
             }
         }
         let mut out: Vec<PromptGroup> = groups
@@ -241,42 +272,64 @@ impl Store {
         struct Acc {
             images: usize,
             rewards: Vec<f64>,
-            prompts: std::collections::HashSet<String>,
-            hashes: HashMap<String, usize>,
-            /// Rewards per prompt group, for the paired comparisons.
-            by_prompt: BTreeMap<String, Vec<f64>>,
+            /// Images per checkpoint hash (interned).
+            hashes: HashMap<u32, usize>,
         }
-        let mut checkpoints: HashMap<String, Acc> = HashMap::new();
-        for row in self.group_rows(query)? {
-            let Some(name) = row.checkpoint else { continue };
+        let (mut names, mut hashes) = (Interner::default(), Interner::default());
+        let rows = self.view_rows(query, ", i.checkpoint, i.checkpoint_hash", |r| {
+            Ok((names.id(r.get_ref(3)?), hashes.id(r.get_ref(4)?)))
+        })?;
+        let mut checkpoints: HashMap<u32, Acc> = HashMap::new();
+        // Sum and count of rewards per (checkpoint, prompt id); every prompt a checkpoint has
+        // images for is there, scored or not.
+        let mut per_prompt: HashMap<(u32, i64), (f64, usize)> = HashMap::new();
+        for row in rows {
+            let (Some(name), hash) = row.extra else { continue };
             let acc = checkpoints.entry(name).or_default();
             acc.images += 1;
-            if let Some(hash) = row.checkpoint_hash {
+            if let Some(hash) = hash {
                 *acc.hashes.entry(hash).or_default() += 1;
-            }
-            if let Some(key) = &row.group_key {
-                acc.prompts.insert(key.clone());
             }
             if let Some(r) = row.reward {
                 acc.rewards.push(r);
-                if let Some(key) = row.group_key {
-                    acc.by_prompt.entry(key).or_default().push(r);
+            }
+            if let Some(prompt_id) = row.prompt_id {
+                let (sum, scored) = per_prompt.entry((name, prompt_id)).or_default();
+                if let Some(r) = row.reward {
+                    *sum += r;
+                    *scored += 1;
                 }
             }
+        }
+        // Prompts count and pair by group (case and spacing ignored); in id order, so sums come
+        // out the same on every run.
+        let mut per_prompt: Vec<((u32, i64), (f64, usize))> = per_prompt.into_iter().collect();
+        per_prompt.sort_unstable_by_key(|(key, _)| *key);
+        let prompt_ids: HashSet<i64> = per_prompt.iter().map(|((_, id), _)| *id).collect();
+        let group_of: HashMap<i64, String> =
+            self.prompt_texts(&prompt_ids)?.into_iter().map(|(id, (key, _))| (id, key)).collect();
+        // Per checkpoint: its prompt groups, with the sum and count of their rewards.
+        let mut groups_of: HashMap<u32, BTreeMap<&str, (f64, usize)>> = HashMap::new();
+        for ((name, prompt_id), (sum, scored)) in &per_prompt {
+            let Some(key) = group_of.get(prompt_id) else { continue };
+            let group = groups_of.entry(*name).or_default().entry(key.as_str()).or_default();
+            group.0 += sum;
+            group.1 += scored;
         }
         let mut board: Vec<CheckpointGroup> = checkpoints
             .iter()
             .map(|(name, acc)| {
                 let summary = summarize(&acc.rewards);
                 CheckpointGroup {
-                    checkpoint: name.clone(),
+                    checkpoint: names.name(*name).to_string(),
                     checkpoint_hash: acc
                         .hashes
                         .iter()
-                        .max_by_key(|(h, n)| (**n, std::cmp::Reverse(*h)))
-                        .map(|(h, _)| h.clone()),
+                        .map(|(h, n)| (hashes.name(*h), *n))
+                        .max_by_key(|(h, n)| (*n, std::cmp::Reverse(*h)))
+                        .map(|(h, _)| h.to_string()),
                     images: acc.images,
-                    prompts: acc.prompts.len(),
+                    prompts: groups_of.get(name).map_or(0, BTreeMap::len),
                     scored: acc.rewards.len(),
                     mean_reward: summary.map(|s| s.mean),
                     ci95: summary.and_then(|s| s.ci95),
@@ -293,13 +346,24 @@ impl Store {
         let mut leading: Vec<&CheckpointGroup> = board.iter().collect();
         leading.sort_by(|a, b| b.images.cmp(&a.images).then_with(|| a.checkpoint.cmp(&b.checkpoint)));
         leading.truncate(COMPARED_CHECKPOINTS);
+        // Mean reward per scored prompt group of each leading checkpoint, in group order.
+        let leading_groups: Vec<BTreeMap<&str, f64>> = leading
+            .iter()
+            .map(|c| {
+                let groups = names.ids.get(&c.checkpoint).and_then(|id| groups_of.get(id));
+                groups
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, (_, n))| *n > 0)
+                    .map(|(key, (sum, n))| (*key, sum / *n as f64))
+                    .collect()
+            })
+            .collect();
         let mut comparisons = Vec::new();
         for (i, a) in leading.iter().enumerate() {
-            for b in &leading[i + 1..] {
-                let (pa, pb) = (&checkpoints[&a.checkpoint].by_prompt, &checkpoints[&b.checkpoint].by_prompt);
-                let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-                let diffs: Vec<f64> =
-                    pa.iter().filter_map(|(key, ra)| pb.get(key).map(|rb| mean(ra) - mean(rb))).collect();
+            for (j, b) in leading.iter().enumerate().skip(i + 1) {
+                let (pa, pb) = (&leading_groups[i], &leading_groups[j]);
+                let diffs: Vec<f64> = pa.iter().filter_map(|(key, ma)| pb.get(key).map(|mb| ma - mb)).collect();
                 let Some(summary) = summarize(&diffs) else { continue };
                 let wins = diffs
                     .iter()
@@ -330,6 +394,165 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::path::PathBuf;
+
+    use crate::image_file::ContentHash;
+    use crate::library::metadata::prompt_group_key;
+    use crate::library::store::{ImageRecord, ScoreRow};
+    use crate::library::views::{ViewFilter, ViewOrder};
+    use crate::model::PromptTokenizer;
+
+    /// A library of (checkpoint, prompt, reward) images, scored by model `m` against their own
+    /// prompts; returns it with the image ids in the same order.
+    fn library(images: &[(&str, &str, Option<f64>)]) -> (tempfile::TempDir, Store, Vec<i64>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("lib.sqlite3")).unwrap();
+        let tokenizer = PromptTokenizer::bundled().unwrap();
+        let mut ids = Vec::new();
+        for (i, (checkpoint, prompt, reward)) in images.iter().enumerate() {
+            let hash = ContentHash::of(format!("image {i}").as_bytes());
+            ids.push(
+                store
+                    .upsert_image(&ImageRecord {
+                        path: PathBuf::from(format!("/lib/{i}.png")),
+                        content_hash: Some(hash.clone()),
+                        size: 1,
+                        prompt: Some(prompt.to_string()),
+                        prompt_key: Some(prompt_group_key(prompt)),
+                        checkpoint: Some(checkpoint.to_string()),
+                        checkpoint_hash: Some(format!("{checkpoint}-hash")),
+                        ..ImageRecord::default()
+                    })
+                    .unwrap(),
+            );
+            let t = tokenizer.encode(prompt).unwrap();
+            store.record_prompt_tokens("m", &[(prompt, t.key(), t.truncated)]).unwrap();
+            if let Some(value) = reward {
+                let row =
+                    ScoreRow { content_hash: &hash, prompt, tokens: t.key(), truncated: t.truncated, value: *value };
+                store.record_scores("m", &[row]).unwrap();
+            }
+        }
+        (dir, store, ids)
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    fn close_pair(a: Option<(f64, f64)>, b: (f64, f64)) -> bool {
+        a.is_some_and(|(lo, hi)| close(lo, b.0) && close(hi, b.1))
+    }
+
+    /// 2 checkpoints × 3 prompts (one typed two ways), one image unscored; every figure worked
+    /// out by hand below.
+    const IMAGES: [(&str, &str, Option<f64>); 10] = [
+        ("A", "a red cube", Some(1.0)),
+        ("A", "a red cube", Some(2.0)),
+        ("A", "a blue sphere", Some(0.5)),
+        ("A", "a green cone", Some(-1.0)),
+        ("A", "a green cone", Some(0.0)),
+        ("B", "A RED  cube", Some(0.0)),
+        ("B", "a blue sphere", Some(1.5)),
+        ("B", "a blue sphere", Some(0.5)),
+        ("B", "a green cone", Some(-2.0)),
+        ("B", "a green cone", None),
+    ];
+
+    fn query() -> ViewQuery {
+        ViewQuery { model_id: Some("m".into()), ..ViewQuery::default() }
+    }
+
+    #[test]
+    fn the_leaderboard_and_its_paired_comparison_match_figures_worked_by_hand() {
+        let (_dir, store, _) = library(&IMAGES);
+        let board = store.checkpoint_leaderboard(&query()).unwrap();
+        assert_eq!(board.checkpoints.len(), 2);
+        let (a, b) = (&board.checkpoints[0], &board.checkpoints[1]);
+
+        // A: rewards 1, 2, 0.5, −1, 0: mean 2.5/5 = 0.5; squared deviations 0.25 + 2.25 + 0 +
+        // 2.25 + 0.25 = 5, variance 5/4, standard error √(1.25/5) = 0.5, t(0.975, 4) = 2.776.
+        assert_eq!((a.checkpoint.as_str(), a.checkpoint_hash.as_deref()), ("A", Some("A-hash")));
+        assert_eq!((a.images, a.prompts, a.scored), (5, 3, 5));
+        assert!(close(a.mean_reward.unwrap(), 0.5));
+        assert!(close_pair(a.ci95, (0.5 - 2.776 * 0.5, 0.5 + 2.776 * 0.5)), "{:?}", a.ci95);
+
+        // B: rewards 0, 1.5, 0.5, −2 (one image unscored): mean 0; squared deviations 0 + 2.25 +
+        // 0.25 + 4 = 6.5, variance 6.5/3, standard error √(6.5/3)/2, t(0.975, 3) = 3.182.
+        assert_eq!((b.checkpoint.as_str(), b.images, b.prompts, b.scored), ("B", 5, 3, 4));
+        assert!(close(b.mean_reward.unwrap(), 0.0));
+        let half = 3.182 * (6.5f64 / 3.0).sqrt() / 2.0;
+        assert!(close_pair(b.ci95, (-half, half)), "{:?}", b.ci95);
+
+        // Paired on the 3 prompts both used ("a red cube" and "A RED  cube" are one prompt):
+        // A's means 1.5, 0.5, −0.5; B's 0, 1, −2; differences 1.5, −0.5, 1.5 (sorted by prompt:
+        // blue sphere −0.5, green cone 1.5, red cube 1.5): mean 2.5/3; squared deviations
+        // (2/3)² + (4/3)² + (2/3)² = 8/3, variance 4/3, standard error √(4/3)/√3 = 2/3,
+        // t(0.975, 2) = 4.303; A wins on 2 of 3.
+        assert_eq!(board.comparisons.len(), 1);
+        let c = &board.comparisons[0];
+        assert_eq!((c.a.as_str(), c.b.as_str(), c.shared_prompts), ("A", "B", 3));
+        let mean = 2.5 / 3.0;
+        assert!(close(c.mean_difference, mean), "{}", c.mean_difference);
+        assert!(close_pair(c.ci95, (mean - 4.303 * 2.0 / 3.0, mean + 4.303 * 2.0 / 3.0)), "{:?}", c.ci95);
+        assert!(close(c.a_wins, 2.0 / 3.0));
+    }
+
+    #[test]
+    fn prompt_groups_match_figures_worked_by_hand() {
+        let (_dir, store, ids) = library(&IMAGES);
+        let groups = store.prompt_groups(&query()).unwrap();
+        let keys: Vec<&str> = groups.iter().map(|g| g.group_key.as_str()).collect();
+        // Best reward first: red cube 2.0, blue sphere 1.5, green cone 0.0.
+        assert_eq!(keys, ["a red cube", "a blue sphere", "a green cone"]);
+        let (red, blue, green) = (&groups[0], &groups[1], &groups[2]);
+
+        // Red cube: 1, 2 (A) and 0 (B, typed "A RED  cube"): mean 1, deviations 0, 1, −1: sd 1.
+        assert_eq!((red.prompt.as_str(), red.images, red.scored), ("a red cube", 3, 3));
+        assert_eq!((red.best_reward, red.best_image_id), (Some(2.0), Some(ids[1])));
+        assert!(close(red.mean_reward.unwrap(), 1.0) && close(red.std_reward.unwrap(), 1.0));
+
+        // Blue sphere: 0.5, 1.5, 0.5: mean 2.5/3; squared deviations 1/9 + 4/9 + 1/9 = 2/3,
+        // variance 1/3.
+        assert_eq!((blue.images, blue.scored, blue.best_image_id), (3, 3, Some(ids[6])));
+        assert!(close(blue.mean_reward.unwrap(), 2.5 / 3.0));
+        assert!(close(blue.std_reward.unwrap(), (1.0f64 / 3.0).sqrt()));
+
+        // Green cone: −1, 0, −2 and one unscored: mean −1, sd 1, best 0.
+        assert_eq!(
+            (green.images, green.scored, green.best_reward, green.best_image_id),
+            (4, 3, Some(0.0), Some(ids[4]))
+        );
+        assert!(close(green.mean_reward.unwrap(), -1.0) && close(green.std_reward.unwrap(), 1.0));
+    }
+
+    #[test]
+    fn groups_honour_the_views_filter_and_ties_go_to_the_lower_id() {
+        let (_dir, store, ids) = library(&[
+            ("A", "a cat", Some(1.0)),
+            ("A", "a cat", Some(1.0)),
+            ("B", "a dog", Some(3.0)),
+            ("B", "a dog", None),
+        ]);
+        let only_a =
+            ViewQuery { filter: ViewFilter { checkpoints: vec!["A".into()], ..ViewFilter::default() }, ..query() };
+        let groups = store.prompt_groups(&only_a).unwrap();
+        assert_eq!(groups.len(), 1);
+        assert_eq!((groups[0].best_reward, groups[0].best_image_id), (Some(1.0), Some(ids[0])));
+        assert_eq!(groups[0].std_reward, Some(0.0));
+        // Without a model nothing is scored; groups are still counted, biggest first.
+        let unscored = store.prompt_groups(&ViewQuery::default()).unwrap();
+        assert!(unscored.iter().all(|g| g.scored == 0 && g.best_reward.is_none()));
+        let board =
+            store.checkpoint_leaderboard(&ViewQuery { order: ViewOrder::RewardFor("x".into()), ..query() }).unwrap();
+        assert!(board.checkpoints.iter().all(|c| c.mean_reward.is_none() && c.ci95.is_none()));
+        assert!(board.comparisons.is_empty(), "no scored prompt is shared");
+        // One scored image per checkpoint: a mean but no interval.
+        let single = store.checkpoint_leaderboard(&query()).unwrap();
+        let b = single.checkpoints.iter().find(|c| c.checkpoint == "B").unwrap();
+        assert_eq!((b.mean_reward, b.ci95, b.scored, b.images), (Some(3.0), None, 1, 2));
+    }
 
     #[test]
     fn t_quantiles_match_the_table_and_approach_the_normal() {

@@ -207,3 +207,177 @@ fn a_corrupt_weight_file_is_a_clear_error() {
     std::fs::write(pt.path().join("ImageReward.pt"), b"PK\x03\x04 truncated").unwrap();
     assert_fails_with(&score_with(pt.path()), "not a PyTorch zip checkpoint");
 }
+
+/// A temporary library: the fixture images copied into a folder (never written in place), and the
+/// database beside them.
+struct Library {
+    _dir: tempfile::TempDir,
+    db: String,
+    images: String,
+}
+
+fn library() -> Library {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    for entry in std::fs::read_dir(fixtures().join("images")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, images.join(path.file_name().unwrap())).unwrap();
+    }
+    // Canonical, as `scan` stores it, so paths compare equal across commands.
+    let images = std::fs::canonicalize(&images).unwrap().display().to_string();
+    let db = dir.path().join("lib.sqlite3").display().to_string();
+    let out = rewardlens(&["scan", "--db", &db, &images]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    Library { _dir: dir, db, images }
+}
+
+/// The fields `list --json` prints, a published format.
+const LIST_FIELDS: [&str; 8] =
+    ["path", "content_hash", "prompt", "checkpoint", "reward", "percentile", "rating", "favorite"];
+
+fn assert_list_fields(lines: &[serde_json::Value]) {
+    for line in lines {
+        let mut keys: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut want = LIST_FIELDS.to_vec();
+        want.sort_unstable();
+        assert_eq!(keys, want, "{line}");
+    }
+}
+
+/// `list --prompt` over stored scores ranks exactly as `score --json` did, and `list --model`
+/// computes what is missing and ranks as `score` would.
+#[test]
+fn list_ranks_a_scored_prompt_as_score_did() {
+    let lib = library();
+    let model = fixture("tiny-st");
+    let e = expected();
+    let score = |prompt: &str| {
+        let out = rewardlens(&["score", "--db", &lib.db, "--model", &model, "--prompt", prompt, "--json", &lib.images]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        json_lines(&out)
+    };
+    let list = |extra: &[&str]| {
+        let mut args = vec!["list", "--db", &lib.db, "--json"];
+        args.extend_from_slice(extra);
+        let out = rewardlens(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let lines = json_lines(&out);
+        assert_list_fields(&lines);
+        lines
+    };
+    let same_ranking = |scored: &[serde_json::Value], listed: &[serde_json::Value]| {
+        assert_eq!(listed.len(), e.images.len());
+        let listed: Vec<&serde_json::Value> = listed.iter().filter(|l| !l["reward"].is_null()).collect();
+        assert_eq!(listed.len(), scored.len());
+        for (s, l) in scored.iter().zip(&listed) {
+            assert_eq!(l["path"], s["path"]);
+            let d = (l["reward"].as_f64().unwrap() - s["score"].as_f64().unwrap()).abs();
+            assert!(d <= 1e-6, "{}: off by {d}", s["path"]);
+        }
+        assert_eq!(listed[0]["percentile"].as_f64(), Some(100.0));
+        assert_eq!(listed.last().unwrap()["percentile"].as_f64(), Some(0.0));
+    };
+
+    let prompt = &e.prompts[0].text;
+    let scored = score(prompt);
+    same_ranking(&scored, &list(&["--prompt", prompt]));
+    // A case and spacing variant reads the same stored scores.
+    same_ranking(&scored, &list(&["--prompt", &format!("  {}", prompt.to_uppercase())]));
+
+    // Scored here first, from cached image tokens; `score` then finds every score stored.
+    let other = &e.prompts[1].text;
+    let listed = list(&["--prompt", other, "--model", &model]);
+    same_ranking(&score(other), &listed);
+    let limited = list(&["--prompt", other, "--limit", "3"]);
+    assert_eq!(limited, listed[..3]);
+}
+
+#[test]
+fn list_without_a_prompt_shows_own_prompt_rewards_and_the_rest_unscored() {
+    let lib = library();
+    let out = rewardlens(&["list", "--db", &lib.db, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no model has scored this library yet; rewards are empty"));
+    assert!(json_lines(&out).iter().all(|l| l["reward"].is_null()));
+
+    let out = rewardlens(&["score", "--db", &lib.db, "--model", &fixture("tiny-st"), "--json", &lib.images]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let scored = json_lines(&out);
+    assert_eq!(scored.len(), 1, "only the A1111 image carries a prompt");
+
+    let out = rewardlens(&["list", "--db", &lib.db, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = json_lines(&out);
+    assert_list_fields(&lines);
+    assert_eq!(lines.len(), expected().images.len());
+    let best = &lines[0];
+    assert_eq!(best["path"], scored[0]["path"]);
+    assert!((best["reward"].as_f64().unwrap() - scored[0]["score"].as_f64().unwrap()).abs() <= 1e-6);
+    assert_eq!(best["prompt"], scored[0]["prompt"]);
+    assert_eq!(best["checkpoint"], "tinymodel");
+    assert_eq!((best["percentile"].as_f64(), best["favorite"].as_bool()), (Some(100.0), Some(false)));
+    assert!(best["content_hash"].as_str().is_some_and(|h| h.len() == 64));
+    assert!(lines[1..].iter().all(|l| l["reward"].is_null() && l["percentile"].is_null() && l["rating"].is_null()));
+
+    // The table: a header, then one line per image, best first.
+    let out = rewardlens(&["list", "--db", &lib.db, "--checkpoint", "tinymodel"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    assert!(stdout.lines().nth(1).unwrap().contains("a1111_params.png"), "{stdout}");
+    // Filters narrow: nothing is unscored among the scored, and the folder is known.
+    let out = rewardlens(&["list", "--db", &lib.db, "--json", "--unscored", &lib.images]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(json_lines(&out).len(), lines.len() - 1);
+}
+
+#[test]
+fn list_refuses_an_unknown_folder_a_missing_library_and_a_prompt_with_another_sort() {
+    let lib = library();
+    let nowhere = tempfile::tempdir().unwrap();
+    let folder = nowhere.path().display().to_string();
+    assert_fails_with(&rewardlens(&["list", "--db", &lib.db, &folder]), &format!("{folder} is not a watched folder"));
+    let db = nowhere.path().join("none.sqlite3").display().to_string();
+    assert_fails_with(&rewardlens(&["list", "--db", &db]), "no library database at");
+    assert!(!nowhere.path().join("none.sqlite3").exists(), "listing creates no library");
+    assert_fails_with(
+        &rewardlens(&["list", "--db", &lib.db, "--prompt", "x", "--sort", "date"]),
+        "cannot be combined with --sort date",
+    );
+    assert_fails_with(&rewardlens(&["list", "--db", &lib.db, "--min-score", "nan"]), "not a finite number");
+}
+
+#[test]
+fn groups_prints_one_json_object_per_line_with_its_kind() {
+    let lib = library();
+    let model = fixture("tiny-st");
+    let out = rewardlens(&["score", "--db", &lib.db, "--model", &model, "--json", &lib.images]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = rewardlens(&["groups", "--db", &lib.db, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let groups = json_lines(&out);
+    assert_eq!(groups.len(), 1, "one image carries a prompt");
+    let g = &groups[0];
+    assert_eq!(g["kind"], "prompt_group");
+    assert_eq!((g["images"].as_u64(), g["scored"].as_u64()), (Some(1), Some(1)));
+    for key in ["group_key", "prompt", "best_reward", "best_image_id", "mean_reward", "std_reward"] {
+        assert!(g.get(key).is_some(), "{key} in {g}");
+    }
+
+    let out = rewardlens(&["groups", "--db", &lib.db, "--by", "checkpoint", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let board = json_lines(&out);
+    assert_eq!(board.len(), 1);
+    assert_eq!((board[0]["kind"].as_str(), board[0]["checkpoint"].as_str()), (Some("checkpoint"), Some("tinymodel")));
+    assert!(board[0]["ci95"].is_null(), "one scored image has no interval");
+
+    // The tables print too.
+    for by in ["prompt", "checkpoint"] {
+        let out = rewardlens(&["groups", "--db", &lib.db, "--by", by]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).lines().count() >= 2, "{}", text(&out.stdout));
+    }
+}
