@@ -326,7 +326,12 @@ impl Store {
         }
         store
             .conn
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            // A 64 MiB page cache keeps a 100k-image library's indexes in memory between views (the
+            // default 2 MiB re-reads them for every view); mapping the file saves a copy per page.
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+                 PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;",
+            )
             .map_err(sql_err)?;
         store.migrate()?;
         Ok(store)

@@ -230,6 +230,69 @@ type HashText = [u8; 64];
 /// in the model's scores in one ordered pass.
 const SEEK_ROWS: usize = 1024;
 
+/// Whether a view keeps most of the library (no filter that narrows it by much before rewards),
+/// so reading all the model's scores in one pass beats looking each up.
+fn broad(filter: &ViewFilter) -> bool {
+    filter.text.is_none()
+        && filter.prompt_group.is_none()
+        && filter.checkpoints.is_empty()
+        && filter.generators.is_empty()
+        && filter.samplers.is_empty()
+        && filter.folders.is_empty()
+        && !filter.favorites
+        && filter.min_rating.is_none()
+        && filter.max_rating.is_none()
+        && filter.rated.is_none()
+}
+
+/// The model's scores in content-hash order: one prompt's from `scores_by_model`; all of them
+/// from the table itself, whose key starts with the hash (`+model_id` keeps the planner from
+/// reading the index and sorting).
+fn scores_statement<'c>(
+    c: &'c rusqlite::Connection,
+    model: &str,
+    fixed_key: Option<i64>,
+) -> rusqlite::Result<(rusqlite::CachedStatement<'c>, Vec<Value>)> {
+    Ok(match fixed_key {
+        Some(key) => (
+            c.prepare_cached(
+                "SELECT content_hash, token_key, value FROM scores WHERE model_id = ?1 AND token_key = ?2
+                 ORDER BY content_hash",
+            )?,
+            vec![Value::Text(model.to_string()), Value::Integer(key)],
+        ),
+        None => (
+            c.prepare_cached(
+                "SELECT content_hash, token_key, value FROM scores WHERE +model_id = ?1 ORDER BY content_hash",
+            )?,
+            vec![Value::Text(model.to_string())],
+        ),
+    })
+}
+
+/// Reads the model's scores in content-hash order on a connection of its own (another thread).
+fn model_scores(
+    db: &std::path::Path,
+    model: &str,
+    fixed_key: Option<i64>,
+) -> rusqlite::Result<Vec<(HashText, i64, f64)>> {
+    let conn = rusqlite::Connection::open_with_flags(
+        db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(super::store::BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA mmap_size = 268435456; PRAGMA cache_size = -65536;")?;
+    let (mut stmt, args) = scores_statement(&conn, model, fixed_key)?;
+    let mut found = stmt.query(params_from_iter(args))?;
+    let mut scores = Vec::new();
+    while let Some(r) = found.next()? {
+        if let Some(hash) = hash_text(r.get_ref(0)?) {
+            scores.push((hash, r.get(1)?, r.get(2)?));
+        }
+    }
+    Ok(scores)
+}
+
 /// A stored content hash, if the value is one.
 fn hash_text(value: ValueRef<'_>) -> Option<HashText> {
     let ValueRef::Text(text) = value else { return None };
@@ -405,7 +468,7 @@ impl Store {
     /// The images come from one statement over `images` (a covering index for the common filters)
     /// and rewards are merged in from one pass over the model's scores in the same order, rather
     /// than two B-tree seeks per image in SQL: that is what keeps a 100,000-image view in tens of ms.
-    pub(super) fn view_rows<T>(
+    pub(super) fn view_rows<T: Send>(
         &self,
         query: &ViewQuery,
         columns: &str,
@@ -418,20 +481,71 @@ impl Store {
             "SELECT i.id, i.prompt_id, i.content_hash{columns} FROM images i{}{conditions} ORDER BY i.content_hash",
             sql.joins
         );
+        let mut scan_images = |hashes: &mut Vec<Option<HashText>>| {
+            self.read(|c| {
+                let mut stmt = c.prepare_cached(&text)?;
+                let mut found = stmt.query(params_from_iter(&sql.args))?;
+                let mut rows = Vec::new();
+                while let Some(r) = found.next()? {
+                    hashes.push(hash_text(r.get_ref(2)?));
+                    rows.push(ViewRow {
+                        image_id: r.get(0)?,
+                        prompt_id: r.get(1)?,
+                        reward: None,
+                        extra: read_extra(r)?,
+                    });
+                }
+                Ok(rows)
+            })
+        };
         let mut hashes: Vec<Option<HashText>> = Vec::new();
-        let mut rows = self.read(|c| {
-            let mut stmt = c.prepare_cached(&text)?;
-            let mut found = stmt.query(params_from_iter(&sql.args))?;
-            let mut rows = Vec::new();
-            while let Some(r) = found.next()? {
-                hashes.push(hash_text(r.get_ref(2)?));
-                rows.push(ViewRow { image_id: r.get(0)?, prompt_id: r.get(1)?, reward: None, extra: read_extra(r)? });
+        // A view of most of the library reads the model's scores on the other core, on its own
+        // connection, while this one reads the images: the two ordered passes overlap.
+        let mut rows = match (&rewards, broad(&query.filter)) {
+            (Rewards::OwnPrompt(model) | Rewards::Key(model, _), true) => {
+                let fixed_key = match &rewards {
+                    Rewards::Key(_, key) => Some(*key),
+                    _ => None,
+                };
+                let path = self.path().to_path_buf();
+                std::thread::scope(|scope| -> Result<Vec<ViewRow<T>>, StoreError> {
+                    let scores = std::thread::Builder::new()
+                        .name("rewardlens-view-scores".to_string())
+                        .spawn_scoped(scope, || model_scores(&path, model, fixed_key))
+                        .map_err(|e| StoreError::Sqlite {
+                            path: path.clone(),
+                            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+                        })?;
+                    let mut rows = scan_images(&mut hashes)?;
+                    let scores = match scores.join() {
+                        Ok(scores) => scores.map_err(|source| StoreError::Sqlite { path: path.clone(), source })?,
+                        Err(_) => Vec::new(),
+                    };
+                    self.merge_rewards(&rewards, &mut rows, &hashes, scores.into_iter().map(Ok))?;
+                    Ok(rows)
+                })?
             }
-            Ok(rows)
-        })?;
-        self.join_rewards(&rewards, &mut rows, &hashes)?;
+            _ => {
+                let mut rows = scan_images(&mut hashes)?;
+                self.join_rewards(&rewards, &mut rows, &hashes)?;
+                rows
+            }
+        };
         rows.retain(|row| reward_filter.passes(row.reward));
         Ok(rows)
+    }
+
+    /// What the model read of each of its prompts: prompt id → token key.
+    fn prompt_keys(&self, model: &str) -> Result<AHashMap<i64, i64>, StoreError> {
+        self.read(|c| {
+            let mut prompt_keys: AHashMap<i64, i64> = AHashMap::new();
+            let mut stmt = c.prepare_cached("SELECT prompt_id, token_key FROM prompt_tokens WHERE model_id = ?1")?;
+            let mut found = stmt.query([model])?;
+            while let Some(r) = found.next()? {
+                prompt_keys.insert(r.get(0)?, r.get(1)?);
+            }
+            Ok(prompt_keys)
+        })
     }
 
     /// Fills each row's reward (rows in content-hash order): a seek per image for a small view,
@@ -447,79 +561,75 @@ impl Store {
             Rewards::OwnPrompt(model) => (model.as_str(), None),
             Rewards::Key(model, key) => (model.as_str(), Some(*key)),
         };
-        self.read(|c| {
-            // What the model read of each own prompt.
-            let mut prompt_keys: AHashMap<i64, i64> = AHashMap::new();
-            if fixed_key.is_none() {
-                let mut stmt =
-                    c.prepare_cached("SELECT prompt_id, token_key FROM prompt_tokens WHERE model_id = ?1")?;
-                let mut found = stmt.query([model])?;
+        let library: i64 = self.read(|c| c.query_row("SELECT COALESCE(MAX(id), 0) FROM images", [], |r| r.get(0)))?;
+        // Row ids only grow: the largest is about the library's size, and found at once.
+        let library = usize::try_from(library).unwrap_or(usize::MAX);
+        if rows.len() > SEEK_ROWS.max(library / 8) {
+            let scores = self.read(|c| {
+                let (mut stmt, args) = scores_statement(c, model, fixed_key)?;
+                let mut found = stmt.query(params_from_iter(args))?;
+                let mut scores = Vec::new();
                 while let Some(r) = found.next()? {
-                    prompt_keys.insert(r.get(0)?, r.get(1)?);
-                }
-            }
-            let key_of = |prompt_id: Option<i64>| fixed_key.or_else(|| prompt_keys.get(&prompt_id?).copied());
-            // Row ids only grow: the largest is about the library's size, and found at once.
-            let library: i64 = c.query_row("SELECT COALESCE(MAX(id), 0) FROM images", [], |r| r.get(0))?;
-            let library = usize::try_from(library).unwrap_or(usize::MAX);
-            if rows.len() <= SEEK_ROWS.max(library / 8) {
-                let mut stmt = c.prepare_cached(
-                    "SELECT value FROM scores WHERE content_hash = ?1 AND model_id = ?2 AND token_key = ?3",
-                )?;
-                for (row, hash) in rows.iter_mut().zip(hashes) {
-                    let (Some(hash), Some(key)) = (hash, key_of(row.prompt_id)) else { continue };
-                    let hash = std::str::from_utf8(hash).unwrap_or_default();
-                    row.reward = stmt.query_row(params![hash, model, key], |r| r.get(0)).optional()?;
-                }
-                return Ok(());
-            }
-            // The model's scores in content-hash order: one prompt's from `scores_by_model`; all of
-            // them from the table itself, whose key starts with the hash (`+model_id` keeps the
-            // planner from reading the index and sorting).
-            let mut stmt = match fixed_key {
-                Some(_) => c.prepare_cached(
-                    "SELECT content_hash, token_key, value FROM scores WHERE model_id = ?1 AND token_key = ?2
-                     ORDER BY content_hash",
-                )?,
-                None => c.prepare_cached(
-                    "SELECT content_hash, token_key, value FROM scores WHERE +model_id = ?1 ORDER BY content_hash",
-                )?,
-            };
-            let mut scores = match fixed_key {
-                Some(key) => stmt.query(params![model, key])?,
-                None => stmt.query([model])?,
-            };
-            let mut next_score = || -> rusqlite::Result<Option<(HashText, i64, f64)>> {
-                while let Some(r) = scores.next()? {
                     if let Some(hash) = hash_text(r.get_ref(0)?) {
-                        return Ok(Some((hash, r.get(1)?, r.get(2)?)));
+                        scores.push((hash, r.get(1)?, r.get(2)?));
                     }
                 }
-                Ok(None)
-            };
-            let mut ahead = next_score()?;
-            // The scores of the hash last met: (token key, value), several when it was reranked.
-            let mut run_hash: Option<HashText> = None;
-            let mut run: Vec<(i64, f64)> = Vec::new();
+                Ok(scores)
+            })?;
+            return self.merge_rewards(rewards, rows, hashes, scores.into_iter().map(Ok));
+        }
+        let prompt_keys = if fixed_key.is_none() { self.prompt_keys(model)? } else { AHashMap::new() };
+        let key_of = |prompt_id: Option<i64>| fixed_key.or_else(|| prompt_keys.get(&prompt_id?).copied());
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT value FROM scores WHERE content_hash = ?1 AND model_id = ?2 AND token_key = ?3",
+            )?;
             for (row, hash) in rows.iter_mut().zip(hashes) {
-                let Some(hash) = hash else { continue };
-                if run_hash.as_ref() != Some(hash) {
-                    run.clear();
-                    run_hash = Some(*hash);
-                    while let Some((score_hash, key, value)) = ahead {
-                        match score_hash.cmp(hash) {
-                            std::cmp::Ordering::Less => {}
-                            std::cmp::Ordering::Equal => run.push((key, value)),
-                            std::cmp::Ordering::Greater => break,
-                        }
-                        ahead = next_score()?;
-                    }
-                }
-                let Some(key) = key_of(row.prompt_id) else { continue };
-                row.reward = run.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+                let (Some(hash), Some(key)) = (hash, key_of(row.prompt_id)) else { continue };
+                let hash = std::str::from_utf8(hash).unwrap_or_default();
+                row.reward = stmt.query_row(params![hash, model, key], |r| r.get(0)).optional()?;
             }
             Ok(())
         })
+    }
+
+    /// Merges the model's scores, in content-hash order, into rows in the same order.
+    fn merge_rewards<T>(
+        &self,
+        rewards: &Rewards,
+        rows: &mut [ViewRow<T>],
+        hashes: &[Option<HashText>],
+        mut scores: impl Iterator<Item = Result<(HashText, i64, f64), StoreError>>,
+    ) -> Result<(), StoreError> {
+        let (model, fixed_key) = match rewards {
+            Rewards::None => return Ok(()),
+            Rewards::OwnPrompt(model) => (model.as_str(), None),
+            Rewards::Key(model, key) => (model.as_str(), Some(*key)),
+        };
+        let prompt_keys = if fixed_key.is_none() { self.prompt_keys(model)? } else { AHashMap::new() };
+        let key_of = |prompt_id: Option<i64>| fixed_key.or_else(|| prompt_keys.get(&prompt_id?).copied());
+        let mut ahead = scores.next().transpose()?;
+        // The scores of the hash last met: (token key, value), several when it was reranked.
+        let mut run_hash: Option<HashText> = None;
+        let mut run: Vec<(i64, f64)> = Vec::new();
+        for (row, hash) in rows.iter_mut().zip(hashes) {
+            let Some(hash) = hash else { continue };
+            if run_hash.as_ref() != Some(hash) {
+                run.clear();
+                run_hash = Some(*hash);
+                while let Some((score_hash, key, value)) = ahead {
+                    match score_hash.cmp(hash) {
+                        std::cmp::Ordering::Less => {}
+                        std::cmp::Ordering::Equal => run.push((key, value)),
+                        std::cmp::Ordering::Greater => break,
+                    }
+                    ahead = scores.next().transpose()?;
+                }
+            }
+            let Some(key) = key_of(row.prompt_id) else { continue };
+            row.reward = run.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        }
+        Ok(())
     }
 
     /// Answers a view: every matching image in order, with its reward and percentile.
