@@ -120,7 +120,8 @@ fn read_exact_or_none(reader: &mut impl Read, len: usize) -> std::io::Result<Opt
 }
 
 /// All PNG text chunks, before and after the image data, as (keyword, text): tEXt and zTXt
-/// decoded as Latin-1, iTXt as UTF-8. Image data is skipped, not read.
+/// decoded as UTF-8 when they are valid UTF-8 (many tools write raw UTF-8 there although the
+/// spec says Latin-1), else Latin-1; iTXt as UTF-8. Image data is skipped, not read.
 pub fn png_text_chunks<R: Read + Seek>(mut reader: R) -> std::io::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     reader.seek(SeekFrom::Start(8))?;
@@ -153,8 +154,8 @@ fn decode_png_text(kind: &[u8; 4], data: &[u8]) -> Option<(String, String)> {
     let keyword = latin1(&data[..nul]);
     let rest = &data[nul + 1..];
     let text = match kind {
-        b"tEXt" => latin1(rest),
-        b"zTXt" => latin1(&inflate(rest.get(1..)?)?),
+        b"tEXt" => decode_8bit(rest),
+        b"zTXt" => decode_8bit(&inflate(rest.get(1..)?)?),
         _ => {
             let (&compressed, rest) = rest.split_first()?;
             let rest = rest.get(1..)?;
@@ -529,6 +530,22 @@ pub(crate) mod tests {
         let raw = read_bytes("z.png", &bytes);
         assert_eq!(raw.get("parameters"), Some("zipped é"));
         assert_eq!(raw.get("workflow"), Some("{\"ü\": 1}"));
+    }
+
+    #[test]
+    fn raw_utf8_in_a_text_chunk_is_read_as_utf8_and_latin1_stays_latin1() {
+        let mut bytes = png_with_text(&[]);
+        let iend = bytes.len() - 12;
+        for body in [&b"tEXtparameters\0\xe7\x8c\xab, 1girl"[..], &b"tEXtnegative\0caf\xe9"[..]] {
+            let mut chunk = Vec::new();
+            chunk.extend_from_slice(&((body.len() - 4) as u32).to_be_bytes());
+            chunk.extend_from_slice(body);
+            chunk.extend_from_slice(&crc32(body).to_be_bytes());
+            bytes.splice(iend..iend, chunk);
+        }
+        let raw = read_bytes("utf8.png", &bytes);
+        assert_eq!(raw.get("parameters"), Some("猫, 1girl"), "not mojibake");
+        assert_eq!(raw.get("negative"), Some("café"), "Latin-1 as the spec says");
     }
 
     #[test]
