@@ -61,6 +61,10 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<WalkError>) {
         let path = entry.path();
         match entry.file_type() {
             Ok(t) if t.is_dir() => walk(&path, files, errors),
+            // A link to its own folder or to one above it would walk forever: said once, not followed.
+            Ok(t) if t.is_symlink() && links_to_an_ancestor(dir, &path) => {
+                errors.push(WalkError { path, reason: "symbolic link loop, not followed".to_string() });
+            }
             // Follow links to files, never links to folders (a loop could trap us).
             Ok(t) if t.is_symlink() && has_image_extension(&path) => match std::fs::metadata(&path) {
                 Ok(m) if m.is_file() => files.push(path),
@@ -76,6 +80,14 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<WalkError>) {
             Ok(_) => {}
             Err(e) => errors.push(WalkError { path, reason: e.to_string() }),
         }
+    }
+}
+
+/// Whether the symbolic link `link` in `dir` leads to `dir` itself or a folder above it.
+fn links_to_an_ancestor(dir: &Path, link: &Path) -> bool {
+    match (std::fs::canonicalize(dir), std::fs::canonicalize(link)) {
+        (Ok(here), Ok(target)) => here.starts_with(target),
+        _ => false,
     }
 }
 
@@ -105,11 +117,25 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn symlink_loops_do_not_hang() {
+    fn symlink_loops_are_reported_once_and_not_followed() {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
         std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("a/b/up")).unwrap();
+        // A link to a folder elsewhere is no loop: not followed, and nothing to report.
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("other")).unwrap();
         std::fs::write(dir.path().join("x.png"), b"").unwrap();
-        let (files, _) = collect_images(&[dir.path().to_path_buf()]);
+        let (files, errors) = collect_images(&[dir.path().to_path_buf()]);
         assert_eq!(files.len(), 1);
+        let mut reported: Vec<_> = errors.iter().map(|e| (e.path.clone(), e.reason.as_str())).collect();
+        reported.sort();
+        assert_eq!(
+            reported,
+            vec![
+                (dir.path().join("a/b/up"), "symbolic link loop, not followed"),
+                (dir.path().join("loop"), "symbolic link loop, not followed"),
+            ]
+        );
     }
 }
