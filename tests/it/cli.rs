@@ -381,3 +381,29 @@ fn groups_prints_one_json_object_per_line_with_its_kind() {
         assert!(text(&out.stdout).lines().count() >= 2, "{}", text(&out.stdout));
     }
 }
+
+#[test]
+fn a_jpeg_cut_after_its_scan_header_is_reported_as_truncated_not_scored() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = std::fs::read(fixtures().join("images/photo_512x384.jpg")).unwrap();
+    // Past the headers and into the entropy-coded scan: a decoder would fill the rest in grey.
+    let cut = dir.path().join("cut.jpg");
+    std::fs::write(&cut, &whole[..whole.len() * 2 / 3]).unwrap();
+    std::fs::write(dir.path().join("whole.jpg"), &whole).unwrap();
+    let out = rewardlens(&[
+        "score",
+        "--model",
+        &fixture("tiny-st"),
+        "--prompt",
+        "x",
+        "--no-store",
+        "--no-cache",
+        &dir.path().display().to_string(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("cut.jpg")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("truncated"), "{stderr}");
+    assert_eq!(text(&out.stdout).lines().count(), 2, "the whole JPEG alone is scored (header + 1 row)");
+}
