@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use rewardlens::image_file::collect_images;
-use rewardlens::library::metadata::{GenerationParams, read_generation_params};
+use rewardlens::image_file::{self, ImageFileErrorKind, ImageFormat, collect_images};
+use rewardlens::library::metadata::{GenerationParams, generation_params_from_bytes};
 
 /// Arguments of `rewardlens meta`.
 #[derive(clap::Args, Debug)]
@@ -54,8 +54,19 @@ impl<'a> MetaLine<'a> {
     }
 }
 
-/// Runs the subcommand; a file whose metadata cannot be read is reported on stderr and the run
-/// goes on; fails only when no file could be read at all.
+/// Reads one file as the library scan does (guarded read, format, header and dimension limits,
+/// whole-file check; no pixel decode), then its metadata; the error names the file once.
+fn file_params(path: &Path) -> Result<Option<GenerationParams>, String> {
+    let bytes = image_file::read(path).map_err(|e| e.to_string())?;
+    let checked: Result<(), ImageFileErrorKind> = ImageFormat::of(&bytes)
+        .and_then(|_| image_file::probe(&bytes))
+        .and_then(|header| image_file::check_whole(header.format, &bytes));
+    checked.map_err(|kind| kind.at(path).to_string())?;
+    generation_params_from_bytes(path, &bytes).map_err(|e| e.to_string())
+}
+
+/// Runs the subcommand; a damaged file or one whose metadata cannot be read is reported on
+/// stderr and the run goes on; fails only when no file could be read at all.
 pub fn run(args: &MetaArgs) -> anyhow::Result<ExitCode> {
     let (files, walk_errors) = collect_images(&args.paths);
     for e in &walk_errors {
@@ -68,7 +79,7 @@ pub fn run(args: &MetaArgs) -> anyhow::Result<ExitCode> {
     let mut out = stdout.lock();
     let mut read = 0usize;
     for path in &files {
-        let params = match read_generation_params(path) {
+        let params = match file_params(path) {
             Ok(p) => p,
             Err(e) => {
                 // The error names the path.

@@ -48,7 +48,7 @@ fn json_lines_have_exactly_the_documented_fields() {
     let out = rewardlens(&["meta", "--json", dir.path().to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 4);
+    assert_eq!(lines.len(), 3, "the zero-byte file is reported, not listed");
     let keys = [
         "path",
         "generator",
@@ -81,10 +81,13 @@ fn json_lines_have_exactly_the_documented_fields() {
     assert!(c["negative_prompt"].is_null());
     assert_eq!(c["seed"].as_i64(), Some(1102676403634909));
     assert_eq!(c["sampler"], "dpmpp_2m");
-    for empty in ["plain.png", "zero.png"] {
-        let e = by_name(empty);
-        assert!(e["generator"].is_null() && e["prompt"].is_null() && e["width"].is_null(), "{e}");
-    }
+    let e = by_name("plain.png");
+    assert!(e["generator"].is_null() && e["prompt"].is_null() && e["width"].is_null(), "{e}");
+    // A zero-byte file is no image: reported once on stderr, not listed as one without metadata.
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("zero.png"), "{stdout}");
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().filter(|l| l.contains("zero.png") && l.contains("empty file")).count(), 1, "{stderr}");
 }
 
 #[test]
@@ -99,7 +102,7 @@ fn readable_blocks_name_each_file() {
     assert!(stdout.contains("  size: 832x1216\n"), "{stdout}");
     assert!(stdout.contains("  prompt: 猫 on a log\n"), "{stdout}");
     assert!(stdout.contains("plain.png\n  generator: a1111\n  prompt: from a sidecar\n"), "{stdout}");
-    assert!(stdout.contains("zero.png\n  no generation metadata found"), "{stdout}");
+    assert!(!stdout.contains("zero.png"), "a zero-byte file is reported, not listed: {stdout}");
 }
 
 #[test]
@@ -124,4 +127,27 @@ fn nothing_readable_fails() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("missing.png"));
     assert!(!text(&out.stderr).contains("panicked"));
+}
+
+#[test]
+fn damaged_files_are_reported_once_each_with_the_scans_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    write_collection(dir.path());
+    for bad in ["truncated.png", "zero.png", "not_an_image.jpg"] {
+        std::fs::copy(crate::util::fixtures().join("bad").join(bad), dir.path().join(format!("bad_{bad}"))).unwrap();
+    }
+    let out = rewardlens(&["meta", "--json", dir.path().to_str().unwrap()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    for (bad, reason) in [
+        ("bad_truncated.png", "truncated"),
+        ("bad_zero.png", "empty file"),
+        ("bad_not_an_image.jpg", "not a PNG, JPEG or WebP"),
+    ] {
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(bad)).collect();
+        assert_eq!(lines.len(), 1, "{bad}: {stderr}");
+        assert!(lines[0].contains(reason), "{bad}: {stderr}");
+        assert!(!stdout.contains(bad), "{bad} listed as a good file: {stdout}");
+    }
+    assert_eq!(stdout.lines().count(), 3, "every good file is still listed");
 }
