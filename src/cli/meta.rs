@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
+use super::json_path::JsonPath;
 use rewardlens::image_file::{self, ImageFileErrorKind, ImageFormat, collect_images};
 use rewardlens::library::metadata::{GenerationParams, generation_params_from_bytes};
 
@@ -23,7 +24,8 @@ pub struct MetaArgs {
 /// One `--json` line: the fields a user compares across generators, `null` where absent.
 #[derive(Debug, Serialize)]
 struct MetaLine<'a> {
-    path: &'a Path,
+    #[serde(flatten)]
+    path: JsonPath,
     generator: Option<&'a str>,
     prompt: Option<&'a str>,
     negative_prompt: Option<&'a str>,
@@ -39,7 +41,7 @@ struct MetaLine<'a> {
 impl<'a> MetaLine<'a> {
     fn new(path: &'a Path, p: Option<&'a GenerationParams>) -> Self {
         Self {
-            path,
+            path: JsonPath::new(path),
             generator: p.and_then(|p| p.generator.as_deref()),
             prompt: p.and_then(|p| p.prompt.as_deref()),
             negative_prompt: p.and_then(|p| p.negative_prompt.as_deref()),

@@ -5,6 +5,7 @@ pub mod bench_library;
 pub mod bench_rerank;
 pub mod groups;
 pub mod interrupt;
+pub mod json_path;
 pub mod list;
 pub mod meta;
 pub mod scan;

@@ -12,6 +12,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::interrupt::{INTERRUPTED_EXIT, stop_flag, stopped};
+use super::json_path::JsonPath;
 use rewardlens::image_file::collect_images;
 use rewardlens::library::store::Store;
 use rewardlens::scoring::{
@@ -65,7 +66,11 @@ pub struct ScoreArgs {
 #[derive(Debug, Clone, Serialize)]
 pub struct Scored {
     /// The file.
+    #[serde(skip)]
     pub path: PathBuf,
+    /// The file as JSON carries it (`path`, and `path_bytes` for a name that is not UTF-8).
+    #[serde(flatten)]
+    pub json_path: JsonPath,
     /// The prompt it was scored against.
     pub prompt: String,
     /// The normalised reward.
@@ -129,7 +134,12 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         let Ok(event) = events.recv_timeout(Duration::from_millis(200)) else { continue };
         match event {
             ScoringEvent::Scored(batch) => {
-                results.extend(batch.into_iter().map(|r| Scored { path: r.path, prompt: r.prompt, score: r.score }));
+                results.extend(batch.into_iter().map(|r| Scored {
+                    json_path: JsonPath::new(&r.path),
+                    path: r.path,
+                    prompt: r.prompt,
+                    score: r.score,
+                }));
             }
             ScoringEvent::Failed(failure) => progress.message(&failure.to_string()),
             ScoringEvent::Progress(p) => progress.update(&p),

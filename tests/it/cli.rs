@@ -407,3 +407,30 @@ fn a_jpeg_cut_after_its_scan_header_is_reported_as_truncated_not_scored() {
     assert!(lines[0].contains("truncated"), "{stderr}");
     assert_eq!(text(&out.stdout).lines().count(), 2, "the whole JPEG alone is scored (header + 1 row)");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_file_name_that_is_not_utf8_is_scored_and_listed_and_the_run_goes_on() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixtures().join("images/a1111_params.png");
+    let odd = dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.png"));
+    std::fs::copy(&source, &odd).unwrap();
+    std::fs::copy(&source, dir.path().join("plain.png")).unwrap();
+    let folder = dir.path().display().to_string();
+    for args in [
+        vec!["meta", "--json", &folder],
+        vec!["score", "--model", &fixture("tiny-st"), "--json", "--no-store", "--no-cache", &folder],
+    ] {
+        let out = rewardlens(&args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let lines = json_lines(&out);
+        assert_eq!(lines.len(), 2, "{args:?}: {}", text(&out.stdout));
+        let odd_line = lines.iter().find(|l| l.get("path_bytes").is_some()).expect("the odd name carries its bytes");
+        assert!(odd_line["path"].as_str().unwrap().ends_with("caf\u{fffd}.png"), "{odd_line}");
+        assert!(odd_line["path_bytes"].as_str().unwrap().ends_with("caf\\xe9.png"), "{odd_line}");
+        assert!(
+            lines.iter().any(|l| l["path"].as_str().unwrap().ends_with("plain.png") && l.get("path_bytes").is_none())
+        );
+    }
+}
