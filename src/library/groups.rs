@@ -11,7 +11,7 @@ use rusqlite::types::ValueRef;
 use serde::{Deserialize, Serialize};
 
 use super::store::{Store, StoreError};
-use super::views::ViewQuery;
+use super::views::{ViewQuery, cmp_reward};
 
 /// How images are grouped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,10 +255,7 @@ impl Store {
             })
             .collect();
         out.sort_by(|a, b| {
-            b.best_reward
-                .is_some()
-                .cmp(&a.best_reward.is_some())
-                .then_with(|| b.best_reward.unwrap_or(0.0).total_cmp(&a.best_reward.unwrap_or(0.0)))
+            cmp_reward(b.best_reward, a.best_reward)
                 .then_with(|| b.images.cmp(&a.images))
                 .then_with(|| a.group_key.cmp(&b.group_key))
         });
@@ -336,13 +333,7 @@ impl Store {
                 }
             })
             .collect();
-        board.sort_by(|a, b| {
-            b.mean_reward
-                .is_some()
-                .cmp(&a.mean_reward.is_some())
-                .then_with(|| b.mean_reward.unwrap_or(0.0).total_cmp(&a.mean_reward.unwrap_or(0.0)))
-                .then_with(|| a.checkpoint.cmp(&b.checkpoint))
-        });
+        board.sort_by(|a, b| cmp_reward(b.mean_reward, a.mean_reward).then_with(|| a.checkpoint.cmp(&b.checkpoint)));
         let mut leading: Vec<&CheckpointGroup> = board.iter().collect();
         leading.sort_by(|a, b| b.images.cmp(&a.images).then_with(|| a.checkpoint.cmp(&b.checkpoint)));
         leading.truncate(COMPARED_CHECKPOINTS);

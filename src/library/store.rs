@@ -137,6 +137,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX scores_by_model ON scores(model_id, token_key, content_hash, value);",
 ];
 
+/// Every connection's cache settings: a 64 MiB page cache keeps a 100k-image library's indexes in
+/// memory between views (the default 2 MiB re-reads them for every view), and mapping the file
+/// saves a copy per page read.
+pub(crate) const CACHE_PRAGMAS: &str = "PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;";
+
 /// The `meta` key naming the model the library was last scored with.
 const LAST_MODEL_KEY: &str = "last_model_id";
 
@@ -326,13 +331,9 @@ impl Store {
         }
         store
             .conn
-            // A 64 MiB page cache keeps a 100k-image library's indexes in memory between views (the
-            // default 2 MiB re-reads them for every view); mapping the file saves a copy per page.
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-                 PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;",
-            )
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(sql_err)?;
+        store.conn.execute_batch(CACHE_PRAGMAS).map_err(sql_err)?;
         store.migrate()?;
         Ok(store)
     }

@@ -281,8 +281,17 @@ fn model_scores(
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(super::store::BUSY_TIMEOUT)?;
-    conn.execute_batch("PRAGMA mmap_size = 268435456; PRAGMA cache_size = -65536;")?;
-    let (mut stmt, args) = scores_statement(&conn, model, fixed_key)?;
+    conn.execute_batch(super::store::CACHE_PRAGMAS)?;
+    read_scores(&conn, model, fixed_key)
+}
+
+/// The model's scores (one prompt's, or all of them) in content-hash order.
+fn read_scores(
+    c: &rusqlite::Connection,
+    model: &str,
+    fixed_key: Option<i64>,
+) -> rusqlite::Result<Vec<(HashText, i64, f64)>> {
+    let (mut stmt, args) = scores_statement(c, model, fixed_key)?;
     let mut found = stmt.query(params_from_iter(args))?;
     let mut scores = Vec::new();
     while let Some(r) = found.next()? {
@@ -324,7 +333,7 @@ fn reward_of_key(key: u64, reverse: bool) -> Option<f64> {
 }
 
 /// Rewards compared as SQL orders them: no reward below any reward.
-fn cmp_reward(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
+pub(super) fn cmp_reward(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
     match (a, b) {
         (Some(x), Some(y)) => x.total_cmp(&y),
         (x, y) => x.is_some().cmp(&y.is_some()),
@@ -521,7 +530,7 @@ impl Store {
                         Ok(scores) => scores.map_err(|source| StoreError::Sqlite { path: path.clone(), source })?,
                         Err(_) => Vec::new(),
                     };
-                    self.merge_rewards(&rewards, &mut rows, &hashes, scores.into_iter().map(Ok))?;
+                    self.merge_rewards(&rewards, &mut rows, &hashes, scores)?;
                     Ok(rows)
                 })?
             }
@@ -565,18 +574,8 @@ impl Store {
         // Row ids only grow: the largest is about the library's size, and found at once.
         let library = usize::try_from(library).unwrap_or(usize::MAX);
         if rows.len() > SEEK_ROWS.max(library / 8) {
-            let scores = self.read(|c| {
-                let (mut stmt, args) = scores_statement(c, model, fixed_key)?;
-                let mut found = stmt.query(params_from_iter(args))?;
-                let mut scores = Vec::new();
-                while let Some(r) = found.next()? {
-                    if let Some(hash) = hash_text(r.get_ref(0)?) {
-                        scores.push((hash, r.get(1)?, r.get(2)?));
-                    }
-                }
-                Ok(scores)
-            })?;
-            return self.merge_rewards(rewards, rows, hashes, scores.into_iter().map(Ok));
+            let scores = self.read(|c| read_scores(c, model, fixed_key))?;
+            return self.merge_rewards(rewards, rows, hashes, scores);
         }
         let prompt_keys = if fixed_key.is_none() { self.prompt_keys(model)? } else { AHashMap::new() };
         let key_of = |prompt_id: Option<i64>| fixed_key.or_else(|| prompt_keys.get(&prompt_id?).copied());
@@ -599,7 +598,7 @@ impl Store {
         rewards: &Rewards,
         rows: &mut [ViewRow<T>],
         hashes: &[Option<HashText>],
-        mut scores: impl Iterator<Item = Result<(HashText, i64, f64), StoreError>>,
+        scores: Vec<(HashText, i64, f64)>,
     ) -> Result<(), StoreError> {
         let (model, fixed_key) = match rewards {
             Rewards::None => return Ok(()),
@@ -608,7 +607,8 @@ impl Store {
         };
         let prompt_keys = if fixed_key.is_none() { self.prompt_keys(model)? } else { AHashMap::new() };
         let key_of = |prompt_id: Option<i64>| fixed_key.or_else(|| prompt_keys.get(&prompt_id?).copied());
-        let mut ahead = scores.next().transpose()?;
+        let mut scores = scores.into_iter();
+        let mut ahead = scores.next();
         // The scores of the hash last met: (token key, value), several when it was reranked.
         let mut run_hash: Option<HashText> = None;
         let mut run: Vec<(i64, f64)> = Vec::new();
@@ -623,7 +623,7 @@ impl Store {
                         std::cmp::Ordering::Equal => run.push((key, value)),
                         std::cmp::Ordering::Greater => break,
                     }
-                    ahead = scores.next().transpose()?;
+                    ahead = scores.next();
                 }
             }
             let Some(key) = key_of(row.prompt_id) else { continue };
