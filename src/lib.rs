@@ -11,4 +11,5 @@ pub mod library;
 pub mod model;
 pub mod scoring;
 pub mod synthetic;
+pub mod ui;
 pub mod wake;

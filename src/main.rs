@@ -1,5 +1,5 @@
-//! `rewardlens`: score and rank images with ImageReward, or read their generation metadata, from the command line (the desktop app
-//! will open when no subcommand is given).
+//! `rewardlens`: the desktop app (no subcommand), or score and rank images with ImageReward and read
+//! their generation metadata from the command line.
 
 mod cli;
 
@@ -9,10 +9,19 @@ use clap::{Parser, Subcommand};
 
 /// Rank AI-generated images the way people would.
 #[derive(Parser, Debug)]
-#[command(name = "rewardlens", version, about, long_about = None)]
+#[command(name = "rewardlens", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
+    /// The app's model folder for this run (ImageReward.pt or model.safetensors, med_config.json).
+    #[arg(long, value_name = "DIR")]
+    model: Option<std::path::PathBuf>,
+    /// The app's library database (default: the platform data folder).
+    #[arg(long, value_name = "PATH")]
+    db: Option<std::path::PathBuf>,
+    /// Folders to open in the app: added to the library and watched.
+    #[arg(value_name = "FOLDER")]
+    folders: Vec<std::path::PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -29,6 +38,9 @@ enum Command {
     Groups(cli::groups::GroupsArgs),
     /// Time the model (image tower, text part, whole) and report load time and peak memory.
     Bench(cli::bench::BenchArgs),
+    /// Write a fixture library of generated-looking images with prompts and checkpoints.
+    #[command(hide = true)]
+    Synth(cli::synth::SynthArgs),
     /// Serve the model on stdin/stdout for the app (what the `rewardlens-gpu` helper runs).
     #[command(hide = true)]
     GpuServe,
@@ -43,17 +55,13 @@ fn main() -> ExitCode {
         Some(Command::List(a)) => cli::list::run(&a),
         Some(Command::Groups(a)) => cli::groups::run(&a),
         Some(Command::Bench(a)) => cli::bench::run(&a),
+        Some(Command::Synth(a)) => cli::synth::run(&a),
         Some(Command::GpuServe) => {
             rewardlens::scoring::remote::serve(&mut std::io::stdin().lock(), &mut std::io::stdout().lock())
                 .map(|()| ExitCode::SUCCESS)
                 .map_err(anyhow::Error::from)
         }
-        None => {
-            eprintln!(
-                "rewardlens: the desktop app is not part of this build yet; use a subcommand (see `rewardlens --help`)"
-            );
-            return ExitCode::from(2);
-        }
+        None => cli::app::run(args.model, args.db, args.folders),
     };
     match result {
         Ok(code) => code,

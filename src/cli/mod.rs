@@ -1,5 +1,6 @@
 //! Subcommands of the `rewardlens` binary.
 
+pub mod app;
 pub mod bench;
 pub mod bench_library;
 pub mod bench_rerank;
@@ -10,4 +11,5 @@ pub mod list;
 pub mod meta;
 pub mod scan;
 pub mod score;
+pub mod synth;
 pub mod view_args;

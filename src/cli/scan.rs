@@ -100,6 +100,8 @@ fn watch(db: &Path, folders: Vec<PathBuf>, options: ScanOptions) -> anyhow::Resu
             WatchEvent::FolderGone { folder } => {
                 writeln!(out, "folder gone: {} (its images are kept as missing until it returns)", folder.display())?;
             }
+            WatchEvent::Folders(_) => {}
+            WatchEvent::Removed { folder } => writeln!(out, "folder removed: {}", folder.display())?,
             WatchEvent::FolderBack { folder } => writeln!(out, "folder back: {}", folder.display())?,
             WatchEvent::Error { message } => eprintln!("rewardlens: {message}"),
             // A rewritten line on a terminal only; logs get the "scanned" line.

@@ -8,5 +8,6 @@ pub mod query;
 pub mod scan;
 pub mod store;
 pub mod thumbnails;
+pub mod trash;
 pub mod views;
 pub mod watch;

@@ -90,6 +90,13 @@ pub enum Edit {
         /// The new ratings (each 1..7 or unset).
         rating: Rating,
     },
+    /// Set only the overall rating of the image with this content (the others are kept).
+    Overall {
+        /// The image content.
+        content_hash: ContentHash,
+        /// The new overall rating (1..7), or `None` to clear it.
+        overall: Option<u8>,
+    },
     /// Mark or unmark the image with this content as a favorite.
     Favorite {
         /// The image content.
@@ -139,7 +146,7 @@ impl std::fmt::Display for Operation {
                 };
                 write!(f, "reading the {what} (request {generation})")
             }
-            Operation::Edit(Edit::Rating { .. }) => write!(f, "setting a rating"),
+            Operation::Edit(Edit::Rating { .. } | Edit::Overall { .. }) => write!(f, "setting a rating"),
             Operation::Edit(Edit::Favorite { favorite: true, .. }) => write!(f, "adding a favorite"),
             Operation::Edit(Edit::Favorite { favorite: false, .. }) => write!(f, "removing a favorite"),
             Operation::ChangeCheck => write!(f, "looking for library changes"),
@@ -336,6 +343,11 @@ impl LibraryService {
     /// Sets the user's ratings of the image with this content (never dropped).
     pub fn set_rating(&self, content_hash: ContentHash, rating: Rating) {
         self.edit(Edit::Rating { content_hash, rating });
+    }
+
+    /// Sets only the overall rating of the image with this content, or clears it (never dropped).
+    pub fn set_overall_rating(&self, content_hash: ContentHash, overall: Option<u8>) {
+        self.edit(Edit::Overall { content_hash, overall });
     }
 
     /// Marks or unmarks the image with this content as a favorite (never dropped).
@@ -611,6 +623,7 @@ fn store_edit(store: &mut Store, edit: &Edit, wait: Duration) -> Result<(), Stor
     store.read(|c| c.busy_timeout(wait))?;
     let stored = match edit {
         Edit::Rating { content_hash, rating } => store.set_rating(content_hash, *rating),
+        Edit::Overall { content_hash, overall } => store.set_overall_rating(content_hash, *overall),
         Edit::Favorite { content_hash, favorite: true } => store.add_favorite(content_hash),
         Edit::Favorite { content_hash, favorite: false } => store.remove_favorite(content_hash).map(|_| ()),
     };

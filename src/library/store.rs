@@ -616,6 +616,19 @@ impl Store {
         })
     }
 
+    /// Sets only the overall rating (a 1–5 key in the grid), keeping the alignment and fidelity
+    /// ratings the preference tools may have recorded; `None` clears it.
+    pub fn set_overall_rating(&mut self, content_hash: &ContentHash, overall: Option<u8>) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO ratings (content_hash, overall, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(content_hash) DO UPDATE SET overall = ?2, updated_at = ?3",
+                params![content_hash, overall, now_secs()],
+            )
+            .map(|_| ())
+        })
+    }
+
     /// The user's ratings of the image with this content.
     pub fn rating(&self, content_hash: &ContentHash) -> Result<Option<Rating>, StoreError> {
         self.conn

@@ -133,16 +133,9 @@ impl ThumbnailCache {
         if let Some(thumb) = self.get(content_hash, side) {
             return Ok(thumb);
         }
-        let bytes = image_file::read(source)?;
         self.decodes.fetch_add(1, Ordering::Relaxed);
-        let decoded = decode_image(&bytes).map_err(|kind| kind.at(source))?;
-        drop(bytes);
-        let (width, height) = (decoded.width(), decoded.height());
-        let full = RgbaImage::from_raw(width, height, display_rgba8(&decoded))
-            .ok_or_else(|| ThumbnailError::Encode { path: source.to_path_buf(), message: "bad buffer".into() })?;
-        drop(decoded);
-        let (w, h) = fit_within(width, height, side.max(1));
-        let small = if (w, h) == (width, height) { full } else { image::imageops::thumbnail(&full, w, h) };
+        let small = decode_fitted(source, side)?;
+        let (w, h) = small.dimensions();
         let opaque = small.pixels().all(|p| p.0[3] == 255);
         let encoded = encode(&small, opaque)
             .map_err(|e| ThumbnailError::Encode { path: source.to_path_buf(), message: e.to_string() })?;
@@ -152,6 +145,26 @@ impl ThumbnailCache {
             .map_err(|source| ThumbnailError::Cache { path: self.files.path_of(&name), source })?;
         Ok(Thumbnail { width: w, height: h, rgba: small.into_raw() })
     }
+}
+
+/// The image at `source` decoded for display, scaled down (never up) to fit `side`×`side`: what a
+/// viewer shows, read with the same guards as a thumbnail.
+pub fn decode_for_display(source: &Path, side: u32) -> Result<Thumbnail, ThumbnailError> {
+    let image = decode_fitted(source, side)?;
+    Ok(Thumbnail { width: image.width(), height: image.height(), rgba: image.into_raw() })
+}
+
+/// Reads and decodes `source` with the file guards, then fits it within `side`.
+fn decode_fitted(source: &Path, side: u32) -> Result<RgbaImage, ThumbnailError> {
+    let bytes = image_file::read(source)?;
+    let decoded = decode_image(&bytes).map_err(|kind| kind.at(source))?;
+    drop(bytes);
+    let (width, height) = (decoded.width(), decoded.height());
+    let full = RgbaImage::from_raw(width, height, display_rgba8(&decoded))
+        .ok_or_else(|| ThumbnailError::Encode { path: source.to_path_buf(), message: "bad buffer".into() })?;
+    drop(decoded);
+    let (w, h) = fit_within(width, height, side.max(1));
+    Ok(if (w, h) == (width, height) { full } else { image::imageops::thumbnail(&full, w, h) })
 }
 
 /// The decoded pixels as 8-bit RGBA for display; 16-bit grey keeps its high byte, unlike the

@@ -44,6 +44,9 @@ pub struct WatchOptions {
     pub folder_poll: Duration,
     /// How imports read files.
     pub scan: ScanOptions,
+    /// Also watch (and rescan) every folder the library already has, so an app opens on the
+    /// library as the last run left it.
+    pub resume_known: bool,
     /// Run after each event is sent (a UI repaints instead of polling).
     pub waker: Option<Waker>,
 }
@@ -56,9 +59,21 @@ impl Default for WatchOptions {
             give_up_after: Duration::from_secs(30),
             folder_poll: Duration::from_secs(2),
             scan: ScanOptions::default(),
+            resume_known: false,
             waker: None,
         }
     }
+}
+
+/// One watched folder as a sidebar shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderStatus {
+    /// The folder.
+    pub path: PathBuf,
+    /// Whether it is there (an unplugged drive is not).
+    pub present: bool,
+    /// Whether the OS watch on it is in place.
+    pub watching: bool,
 }
 
 /// What the watcher tells its owner.
@@ -98,6 +113,14 @@ pub enum WatchEvent {
         /// The folder.
         folder: PathBuf,
     },
+    /// The watched folders changed (added, removed, gone, back): every one, as it is now.
+    Folders(Vec<FolderStatus>),
+    /// A folder was removed from the library (its files untouched; its image rows forgotten,
+    /// ratings, favorites and scores kept by content hash).
+    Removed {
+        /// The folder.
+        folder: PathBuf,
+    },
     /// A problem that is not one file's: the OS watch failed, or the store could not be written.
     Error {
         /// What went wrong, with the path where there is one.
@@ -123,6 +146,7 @@ pub enum WatchError {
 enum Input {
     Fs(DebounceEventResult),
     AddFolder(PathBuf),
+    RemoveFolder(PathBuf),
     Stop,
 }
 
@@ -176,6 +200,13 @@ impl LibraryWatcher {
     pub fn add_folder(&self, folder: PathBuf) {
         // Fails only when the thread has ended, which `stop` reports.
         let _ = self.inbox.send(Input::AddFolder(folder));
+    }
+
+    /// Removes a folder from the library: it is no longer watched and its image rows go; the
+    /// files themselves are never touched.
+    pub fn remove_folder(&self, folder: PathBuf) {
+        // Fails only when the thread has ended, which `stop` reports.
+        let _ = self.inbox.send(Input::RemoveFolder(folder));
     }
 
     /// Stops the watcher and waits for its thread; a scan in progress ends at its next file.
@@ -236,9 +267,27 @@ fn stat_of(path: &Path) -> Option<(u64, Option<SystemTime>)> {
 }
 
 impl WatchState {
-    fn run(mut self, inputs: &Receiver<Input>, folders: Vec<PathBuf>) {
+    fn run(mut self, inputs: &Receiver<Input>, mut folders: Vec<PathBuf>) {
+        if self.options.resume_known {
+            match self.store.folders() {
+                Ok(known) => {
+                    for folder in known {
+                        if !folders.contains(&folder.path) {
+                            folders.push(folder.path);
+                        }
+                    }
+                }
+                Err(e) => self.emit(WatchEvent::Error { message: format!("reading the library's folders: {e}") }),
+            }
+        }
+        // Every folder is listed (and watched) before the first full scan, so a sidebar shows
+        // them all at once.
+        for folder in &folders {
+            self.watch_folder(folder.clone());
+        }
+        self.emit_folders();
         for folder in folders {
-            self.add_folder(folder);
+            self.full_scan(&folder);
         }
         let tick = (self.options.settle / 2).clamp(Duration::from_millis(20), Duration::from_millis(250));
         let mut last_poll = Instant::now();
@@ -246,6 +295,7 @@ impl WatchState {
             match inputs.recv_timeout(tick) {
                 Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Ok(Input::AddFolder(folder)) => self.add_folder(folder),
+                Ok(Input::RemoveFolder(folder)) => self.remove_folder(&folder),
                 Ok(Input::Fs(result)) => self.note_events(result),
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -265,17 +315,49 @@ impl WatchState {
     }
 
     fn add_folder(&mut self, path: PathBuf) {
+        if self.watch_folder(path.clone()) {
+            self.emit_folders();
+            self.full_scan(&path);
+        }
+    }
+
+    /// Starts watching a folder (before it is scanned, so a file written during the scan is not
+    /// missed); `false` when it was watched already.
+    fn watch_folder(&mut self, path: PathBuf) -> bool {
         if self.folders.iter().any(|f| f.path == path) {
-            return;
+            return false;
         }
         let present = path.is_dir();
-        self.folders.push(Watched { path: path.clone(), present, watching: false, lost: false });
-        let index = self.folders.len() - 1;
-        // Watch before scanning, so a file written during the scan is not missed.
+        self.folders.push(Watched { path, present, watching: false, lost: false });
         if present {
-            self.start_watching(index);
+            self.start_watching(self.folders.len() - 1);
         }
-        self.full_scan(&path);
+        true
+    }
+
+    fn remove_folder(&mut self, path: &Path) {
+        if let Some(index) = self.folders.iter().position(|f| f.path == path) {
+            let folder = self.folders.remove(index);
+            if folder.watching {
+                // Unwatching a folder the OS already dropped fails; nothing is left to undo.
+                let _ = self.debouncer.unwatch(&folder.path);
+            }
+        }
+        self.pending.retain(|p, _| !p.starts_with(path));
+        match self.store.remove_folder(path) {
+            Ok(_) => self.emit(WatchEvent::Removed { folder: path.to_path_buf() }),
+            Err(e) => self.emit(WatchEvent::Error { message: format!("removing {}: {e}", path.display()) }),
+        }
+        self.emit_folders();
+    }
+
+    fn emit_folders(&self) {
+        let folders = self
+            .folders
+            .iter()
+            .map(|f| FolderStatus { path: f.path.clone(), present: f.present, watching: f.watching })
+            .collect();
+        self.emit(WatchEvent::Folders(folders));
     }
 
     fn start_watching(&mut self, index: usize) {
@@ -425,12 +507,14 @@ impl WatchState {
                     }
                     self.pending.retain(|p, _| !p.starts_with(&path));
                     self.emit(WatchEvent::FolderGone { folder: path.clone() });
+                    self.emit_folders();
                     self.full_scan(&path);
                 }
                 (false, true) => {
                     self.folders[index].lost = false;
                     self.emit(WatchEvent::FolderBack { folder: path.clone() });
                     self.start_watching(index);
+                    self.emit_folders();
                     self.full_scan(&path);
                 }
                 (true, true) if !self.folders[index].watching => {
@@ -462,6 +546,7 @@ mod tests {
             give_up_after: Duration::from_millis(1500),
             folder_poll: Duration::from_millis(200),
             scan: ScanOptions { threads: 2 },
+            resume_known: false,
             waker: None,
         }
     }
@@ -511,7 +596,7 @@ mod tests {
         // The start-up scan of the (empty) folder comes first, after its progress.
         loop {
             match events.recv_timeout(Duration::from_secs(10)).unwrap() {
-                WatchEvent::ScanProgress { .. } => {}
+                WatchEvent::ScanProgress { .. } | WatchEvent::Folders(_) => {}
                 WatchEvent::Scanned { folder, .. } => {
                     assert_eq!(folder, fx.root);
                     break;
@@ -544,6 +629,7 @@ mod tests {
             received += 1;
             match event {
                 WatchEvent::ScanProgress { done, total, .. } => progress.push((done, total)),
+                WatchEvent::Folders(folders) => assert_eq!(folders.len(), 1),
                 WatchEvent::Scanned { report, .. } => {
                     assert_eq!(report.added, 20);
                     break;
@@ -731,6 +817,7 @@ mod tests {
         loop {
             match events.recv_timeout(Duration::from_secs(10)).unwrap() {
                 WatchEvent::ScanProgress { folder, .. } => assert_eq!(folder, other),
+                WatchEvent::Folders(folders) => assert_eq!(folders.len(), 2),
                 WatchEvent::Scanned { folder, report } => {
                     assert_eq!(folder, other);
                     assert_eq!(report.added, 1);
@@ -741,6 +828,48 @@ mod tests {
         }
         std::fs::copy(fx.source.join("img_000008.png"), other.join("y.png")).unwrap();
         wait_for(&fx.db, "a new file in the added folder", |s| row(s, &other.join("y.png")).is_some());
+        watcher.stop();
+    }
+
+    #[test]
+    fn a_removed_folder_leaves_its_files_and_the_next_start_resumes_the_rest() {
+        let fx = fixture();
+        std::fs::copy(fx.source.join("img_000001.png"), fx.root.join("kept.png")).unwrap();
+        let other = fx._tmp.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::copy(fx.source.join("img_000002.png"), other.join("gone-from-library.png")).unwrap();
+        let (watcher, events) = LibraryWatcher::start(&fx.db, vec![fx.root.clone(), other.clone()], quick()).unwrap();
+        wait_for(&fx.db, "both folders imported", |s| row(s, &other.join("gone-from-library.png")).is_some());
+        watcher.remove_folder(other.clone());
+        loop {
+            if let WatchEvent::Removed { folder } = events.recv_timeout(Duration::from_secs(10)).unwrap() {
+                assert_eq!(folder, other);
+                break;
+            }
+        }
+        let last_folders = events.try_iter().filter_map(|e| match e {
+            WatchEvent::Folders(f) => Some(f),
+            _ => None,
+        });
+        assert_eq!(last_folders.last().map(|f| f.len()), Some(1));
+        assert!(other.join("gone-from-library.png").exists(), "the file itself is never touched");
+        watcher.stop();
+        let store = Store::open(&fx.db).unwrap();
+        assert!(row(&store, &other.join("gone-from-library.png")).is_none());
+        assert_eq!(store.folders().unwrap().len(), 1);
+        drop(store);
+
+        // A start with no folders named and `resume_known` watches what the library has.
+        let options = WatchOptions { resume_known: true, ..quick() };
+        let (watcher, events) = LibraryWatcher::start(&fx.db, Vec::new(), options).unwrap();
+        let folders = loop {
+            if let WatchEvent::Folders(f) = events.recv_timeout(Duration::from_secs(10)).unwrap() {
+                break f;
+            }
+        };
+        assert_eq!(folders, vec![FolderStatus { path: fx.root.clone(), present: true, watching: true }]);
+        std::fs::copy(fx.source.join("img_000003.png"), fx.root.join("new.png")).unwrap();
+        wait_for(&fx.db, "a new file in the resumed folder", |s| row(s, &fx.root.join("new.png")).is_some());
         watcher.stop();
     }
 }

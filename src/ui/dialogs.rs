@@ -1,0 +1,210 @@
+//! The app's windows and banners: the shortcut sheet (`?`), settings, the trash confirmation,
+//! and the banner that explains how to get scores when no model is set or it failed.
+
+use egui::Ui;
+
+use crate::scoring::{DeviceKind, Precision};
+
+use super::app::{App, Command, ModelStatus};
+use super::jobs::DialogPurpose;
+use super::settings::Theme;
+
+/// Every key, where it acts, and what it does: the `?` sheet.
+pub const SHORTCUTS: &[(&str, &str)] = &[
+    ("← → ↑ ↓", "move in the grid (⬅/➡ previous/next in the viewer); Shift extends the selection"),
+    ("Home / End", "first / last image"),
+    ("PageUp / PageDown", "a screen up / down"),
+    ("Enter", "open the viewer"),
+    ("Esc", "back to the grid · stop a rerank · leave a prompt group · clear the selection"),
+    ("F", "favorite / unfavorite"),
+    ("1 – 5, 0", "rate, clear the rating"),
+    ("Delete", "move to the system trash (asks first)"),
+    ("Ctrl+C", "copy the selected files"),
+    ("Ctrl+Shift+C", "copy the prompt"),
+    ("Ctrl+V", "rerank by the pasted prompt"),
+    ("/", "focus the prompt filter"),
+    ("R", "focus the rerank prompt box"),
+    ("G", "the cursor image's prompt group (again: all images)"),
+    ("I", "details panel / viewer info"),
+    ("L", "checkpoint leaderboard"),
+    ("Ctrl+wheel, Ctrl + / −", "thumbnail size (zoom in the viewer)"),
+    ("Ctrl+1, Ctrl+0", "viewer: 100 %, fit"),
+    ("Click, Shift+click, Ctrl+click", "select, select a range, add to the selection"),
+    ("?", "this sheet"),
+];
+
+impl App {
+    pub(super) fn help_ui(&mut self, ctx: &egui::Context) {
+        let mut open = self.help_open;
+        egui::Window::new("Keyboard shortcuts").open(&mut open).collapsible(false).resizable(false).show(ctx, |ui| {
+            egui::Grid::new("keys").striped(true).num_columns(2).spacing(egui::vec2(16.0, 4.0)).show(ui, |ui| {
+                for (key, what) in SHORTCUTS {
+                    ui.label(egui::RichText::new(*key).monospace().strong());
+                    ui.label(*what);
+                    ui.end_row();
+                }
+            });
+        });
+        self.help_open = open;
+    }
+
+    pub(super) fn confirm_trash_ui(&mut self, ctx: &egui::Context) {
+        let Some(items) = self.confirm_trash.clone() else { return };
+        let modal = egui::Modal::new(egui::Id::unique("confirm-trash")).show(ctx, |ui| {
+            ui.set_max_width(420.0);
+            let what = match items.as_slice() {
+                [one] => {
+                    one.path.file_name().map_or_else(|| one.path.display().to_string(), |n| n.to_string_lossy().into())
+                }
+                many => format!("{} images", many.len()),
+            };
+            ui.heading(format!("Move {what} to the trash?"));
+            ui.label("They go to the system trash, where you can restore them. Ratings and scores are kept.");
+            ui.add_space(8.0);
+            ui.horizontal(|ui| {
+                let yes = ui.button("Move to trash");
+                yes.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, "Move to trash"));
+                if yes.clicked() || ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                    self.commands.push(Command::Trash(items.clone()));
+                }
+                if ui.button("Cancel").clicked() {
+                    self.confirm_trash = None;
+                }
+            });
+        });
+        if modal.should_close() {
+            self.confirm_trash = None;
+        }
+    }
+
+    /// The banner above the grid when there are no scores to be had, saying how to get them.
+    pub(super) fn model_banner_ui(&mut self, ui: &mut Ui) {
+        let (title, detail) = match &self.model {
+            ModelStatus::Missing => (
+                "Scores need the ImageReward model (1.8 GB).".to_string(),
+                "Point RewardLens at a folder holding ImageReward.pt and med_config.json (from huggingface.co/THUDM/ImageReward); browsing works meanwhile.".to_string(),
+            ),
+            ModelStatus::Failed { path, error } => (
+                format!("The model at {} did not load.", path.display()),
+                error.clone(),
+            ),
+            _ => return,
+        };
+        egui::Frame::group(ui.style()).fill(ui.visuals().faint_bg_color).show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(egui::RichText::new("ℹ").size(18.0));
+                ui.vertical(|ui| {
+                    ui.strong(title);
+                    ui.label(egui::RichText::new(detail).weak());
+                });
+            });
+            ui.horizontal(|ui| {
+                if ui.button("Use model files on disk…").clicked() {
+                    self.commands.push(Command::PickFolder(DialogPurpose::ModelFolder));
+                }
+                if ui.button("Settings").clicked() {
+                    self.settings_open = true;
+                }
+                ui.label(egui::RichText::new("or start with: rewardlens --model DIR").weak().monospace());
+            });
+        });
+        ui.add_space(4.0);
+    }
+
+    pub(super) fn settings_window_ui(&mut self, ctx: &egui::Context) {
+        let mut open = self.settings_open;
+        let mut apply_model = false;
+        let mut theme_changed = false;
+        egui::Window::new("Settings").open(&mut open).resizable(false).show(ctx, |ui| {
+            ui.heading("Model");
+            ui.horizontal(|ui| {
+                ui.label("Folder");
+                let edit = ui.add(
+                    egui::TextEdit::singleline(&mut self.model_input)
+                        .desired_width(300.0)
+                        .hint_text("/path/to/ImageReward"),
+                );
+                super::name_text_edit(&edit, "Model folder");
+                if ui.button("Browse…").clicked() {
+                    self.commands.push(Command::PickFolder(DialogPurpose::ModelFolder));
+                }
+            });
+            egui::Grid::new("model-settings").num_columns(2).show(ui, |ui| {
+                ui.label("Device");
+                let device = egui::ComboBox::from_id_salt("device")
+                    .selected_text(self.settings.device.to_string())
+                    .show_ui(ui, |ui| {
+                        for d in [DeviceKind::Auto, DeviceKind::Cpu, DeviceKind::Cuda, DeviceKind::Metal] {
+                            ui.selectable_value(&mut self.settings.device, d, d.to_string());
+                        }
+                    });
+                super::name_combo(&device.response, "Device");
+                ui.end_row();
+                ui.label("Precision");
+                let dtype = self.settings.dtype.map_or_else(|| "auto".to_string(), |d| d.to_string());
+                let dtype = egui::ComboBox::from_id_salt("dtype").selected_text(dtype).show_ui(ui, |ui| {
+                    ui.selectable_value(&mut self.settings.dtype, None, "auto");
+                    for p in [Precision::F32, Precision::F16, Precision::Bf16] {
+                        ui.selectable_value(&mut self.settings.dtype, Some(p), p.to_string());
+                    }
+                });
+                super::name_combo(&dtype.response, "Precision");
+                ui.end_row();
+                ui.label("Batch");
+                let mut auto = self.settings.batch.is_none();
+                ui.horizontal(|ui| {
+                    if ui.checkbox(&mut auto, "auto").changed() {
+                        self.settings.batch = if auto { None } else { Some(8) };
+                    }
+                    if let Some(batch) = &mut self.settings.batch {
+                        ui.add(egui::DragValue::new(batch).range(1..=512));
+                    }
+                });
+                ui.end_row();
+            });
+            if ui
+                .button("Apply model settings")
+                .on_hover_text("Loads the model; scoring starts over where needed")
+                .clicked()
+            {
+                apply_model = true;
+            }
+            ui.separator();
+            ui.heading("Caches");
+            egui::Grid::new("cache-settings").num_columns(2).show(ui, |ui| {
+                ui.label("Thumbnails on disk (MiB, next start)");
+                ui.add(egui::DragValue::new(&mut self.settings.thumb_cache_mib).range(64..=65536));
+                ui.end_row();
+                ui.label("Image embeddings on disk (GiB)");
+                ui.add(egui::DragValue::new(&mut self.settings.embedding_cache_gib).range(0.0..=256.0).speed(0.25));
+                ui.end_row();
+                ui.label("Thumbnails in memory (MiB)");
+                if ui.add(egui::DragValue::new(&mut self.settings.texture_cache_mib).range(32..=4096)).changed() {
+                    self.textures.set_cap(self.settings.texture_cache_mib as usize * 1024 * 1024);
+                }
+                ui.end_row();
+            });
+            ui.separator();
+            ui.heading("Appearance");
+            ui.horizontal(|ui| {
+                ui.label("Theme");
+                for (t, name) in [(Theme::Dark, "Dark"), (Theme::Light, "Light"), (Theme::System, "System")] {
+                    theme_changed |= ui.selectable_value(&mut self.settings.theme, t, name).changed();
+                }
+            });
+            ui.horizontal(|ui| {
+                ui.label("Thumbnail size");
+                ui.add(egui::Slider::new(&mut self.settings.thumb_px, super::settings::THUMB_RANGE));
+            });
+        });
+        self.settings_open = open;
+        if theme_changed {
+            self.apply_theme(ctx);
+        }
+        if apply_model {
+            let text = self.model_input.trim();
+            self.settings.model_dir = (!text.is_empty()).then(|| std::path::PathBuf::from(text));
+            self.commands.push(Command::ApplyModel);
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! The app's errand runner: one named thread (`rewardlens-jobs`) that does the small file and
+//! desktop tasks the UI thread must not (saving settings, reading a dropped prompt file, moving
+//! files to the trash, putting files on the clipboard), and one short-lived thread per folder
+//! dialog, which blocks until the user answers. Results come back as [`JobEvent`]s, each followed
+//! by a wake-up.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+
+use crate::image_file::ContentHash;
+use crate::library::metadata::read_generation_params;
+use crate::library::store::Store;
+use crate::library::trash::move_to_trash;
+use crate::wake::{Waker, wake};
+
+use super::settings::{self, Settings};
+
+/// Where a rerank prompt comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptSource {
+    /// A dropped `.txt` file: its text.
+    TextFile(PathBuf),
+    /// A dropped image: the prompt in its metadata.
+    Image(PathBuf),
+    /// The X11/Wayland primary selection (middle-click paste).
+    PrimarySelection,
+}
+
+/// What a folder dialog is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialogPurpose {
+    /// A folder of images to add to the library.
+    AddFolder,
+    /// The model folder.
+    ModelFolder,
+}
+
+/// One file to move to the trash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrashItem {
+    /// The file.
+    pub path: PathBuf,
+    /// Its content, so the app can drop its textures.
+    pub content_hash: Option<ContentHash>,
+}
+
+enum Job {
+    SaveSettings(PathBuf, Box<Settings>),
+    ReadPrompt(PromptSource),
+    Trash(Vec<TrashItem>),
+    CopyFiles(Vec<PathBuf>),
+    Stop,
+}
+
+/// What an errand came to.
+#[derive(Debug, Clone)]
+pub enum JobEvent {
+    /// The settings could not be saved.
+    SettingsNotSaved(String),
+    /// A prompt was read for a rerank.
+    Prompt {
+        /// Where from, for the status line.
+        from: String,
+        /// The prompt, or why there is none.
+        result: Result<String, String>,
+    },
+    /// Files were moved to the trash (and marked missing); some may have failed.
+    Trashed {
+        /// Moved.
+        moved: Vec<TrashItem>,
+        /// Not moved (untouched), each with why.
+        failed: Vec<(PathBuf, String)>,
+    },
+    /// Files were put on the clipboard (as a file list), or why not.
+    Copied(Result<usize, String>),
+    /// A folder dialog closed.
+    Picked {
+        /// What it was for.
+        purpose: DialogPurpose,
+        /// The folder, unless cancelled.
+        folder: Option<PathBuf>,
+    },
+}
+
+/// The handle; dropping it ends the thread after the errand in progress.
+pub struct Jobs {
+    jobs: Sender<Job>,
+    events: Sender<JobEvent>,
+    waker: Option<Waker>,
+    dialog_open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs").finish_non_exhaustive()
+    }
+}
+
+impl Jobs {
+    /// Starts the errand thread; `db` is the library the trash updates.
+    pub fn start(db: PathBuf, waker: Option<Waker>) -> std::io::Result<(Self, Receiver<JobEvent>)> {
+        let (jobs, inbox) = channel();
+        let (events, receiver) = channel();
+        let runner = Runner { db, store: None, clipboard: None, events: events.clone(), waker: waker.clone() };
+        let thread = std::thread::Builder::new().name("rewardlens-jobs".into()).spawn(move || runner.run(&inbox))?;
+        let dialog_open = std::sync::Arc::default();
+        Ok((Self { jobs, events, waker, dialog_open, thread: Some(thread) }, receiver))
+    }
+
+    fn send(&self, job: Job) {
+        // Fails only after the thread ended (at exit); nothing is left to do then.
+        let _ = self.jobs.send(job);
+    }
+
+    /// Saves the settings (atomically) in the background.
+    pub fn save_settings(&self, path: PathBuf, settings: Settings) {
+        self.send(Job::SaveSettings(path, Box::new(settings)));
+    }
+
+    /// Reads a rerank prompt from a file, an image or the primary selection.
+    pub fn read_prompt(&self, source: PromptSource) {
+        self.send(Job::ReadPrompt(source));
+    }
+
+    /// Moves files to the system trash.
+    pub fn trash(&self, items: Vec<TrashItem>) {
+        self.send(Job::Trash(items));
+    }
+
+    /// Puts files on the clipboard as a file list (paste in a file manager or chat).
+    pub fn copy_files(&self, paths: Vec<PathBuf>) {
+        self.send(Job::CopyFiles(paths));
+    }
+
+    /// Opens a folder dialog on its own thread; `false` when one is already open.
+    pub fn pick_folder(&self, purpose: DialogPurpose) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.dialog_open.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        let (events, waker, open) = (self.events.clone(), self.waker.clone(), self.dialog_open.clone());
+        let spawned = std::thread::Builder::new().name("rewardlens-dialog".into()).spawn(move || {
+            let title = match purpose {
+                DialogPurpose::AddFolder => "Add a folder of images",
+                DialogPurpose::ModelFolder => "Choose the ImageReward model folder",
+            };
+            let folder = rfd::FileDialog::new().set_title(title).pick_folder();
+            open.store(false, Ordering::SeqCst);
+            let _ = events.send(JobEvent::Picked { purpose, folder });
+            wake(waker.as_ref());
+        });
+        if spawned.is_err() {
+            self.dialog_open.store(false, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+}
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        let _ = self.jobs.send(Job::Stop);
+        if let Some(thread) = self.thread.take() {
+            // Errands are short (one settings write, a few trash moves); waiting keeps them whole.
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Runner {
+    db: PathBuf,
+    store: Option<Store>,
+    clipboard: Option<arboard::Clipboard>,
+    events: Sender<JobEvent>,
+    waker: Option<Waker>,
+}
+
+impl Runner {
+    fn run(mut self, inbox: &Receiver<Job>) {
+        while let Ok(job) = inbox.recv() {
+            let event = match job {
+                Job::Stop => break,
+                Job::SaveSettings(path, settings) => match settings::save(&path, &settings) {
+                    Ok(()) => continue,
+                    Err(e) => JobEvent::SettingsNotSaved(format!("cannot save settings to {}: {e}", path.display())),
+                },
+                Job::ReadPrompt(source) => self.read_prompt(source),
+                Job::Trash(items) => self.trash(items),
+                Job::CopyFiles(paths) => JobEvent::Copied(self.copy_files(&paths)),
+            };
+            let _ = self.events.send(event);
+            wake(self.waker.as_ref());
+        }
+    }
+
+    fn read_prompt(&mut self, source: PromptSource) -> JobEvent {
+        match source {
+            PromptSource::TextFile(path) => {
+                JobEvent::Prompt { from: display_name(&path), result: read_text_prompt(&path) }
+            }
+            PromptSource::Image(path) => {
+                let result = match read_generation_params(&path) {
+                    Ok(Some(params)) => params
+                        .prompt
+                        .filter(|p| !p.trim().is_empty())
+                        .ok_or_else(|| format!("{} has generation metadata but no prompt", path.display())),
+                    Ok(None) => Err(format!("{} carries no prompt in its metadata", path.display())),
+                    Err(e) => Err(e.to_string()),
+                };
+                JobEvent::Prompt { from: display_name(&path), result }
+            }
+            PromptSource::PrimarySelection => {
+                JobEvent::Prompt { from: "the selection".into(), result: self.primary_selection() }
+            }
+        }
+    }
+
+    fn clipboard(&mut self) -> Result<&mut arboard::Clipboard, String> {
+        if self.clipboard.is_none() {
+            self.clipboard = Some(arboard::Clipboard::new().map_err(|e| format!("no clipboard: {e}"))?);
+        }
+        self.clipboard.as_mut().ok_or_else(|| "no clipboard".to_string())
+    }
+
+    #[cfg(target_os = "linux")]
+    fn primary_selection(&mut self) -> Result<String, String> {
+        use arboard::{GetExtLinux, LinuxClipboardKind};
+        let text = self.clipboard()?.get().clipboard(LinuxClipboardKind::Primary).text();
+        text.map_err(|e| format!("nothing to paste from the selection: {e}"))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn primary_selection(&mut self) -> Result<String, String> {
+        self.clipboard()?.get_text().map_err(|e| format!("nothing to paste: {e}"))
+    }
+
+    fn copy_files(&mut self, paths: &[PathBuf]) -> Result<usize, String> {
+        let clipboard = self.clipboard()?;
+        clipboard.set().file_list(paths).map_err(|e| format!("cannot copy files: {e}"))?;
+        Ok(paths.len())
+    }
+
+    fn trash(&mut self, items: Vec<TrashItem>) -> JobEvent {
+        let (mut moved, mut failed) = (Vec::new(), Vec::new());
+        if self.store.is_none() {
+            match Store::open(&self.db) {
+                Ok(store) => self.store = Some(store),
+                Err(e) => {
+                    let failed = items.into_iter().map(|i| (i.path, format!("library unavailable: {e}"))).collect();
+                    return JobEvent::Trashed { moved, failed };
+                }
+            }
+        }
+        let Some(store) = self.store.as_mut() else { return JobEvent::Trashed { moved, failed } };
+        for item in items {
+            match move_to_trash(store, &item.path) {
+                Ok(()) => moved.push(item),
+                Err(e) => failed.push((item.path, e.to_string())),
+            }
+        }
+        JobEvent::Trashed { moved, failed }
+    }
+}
+
+/// The most of a prompt file read: a prompt is a line or a paragraph, not a book.
+const PROMPT_FILE_LIMIT: u64 = 64 * 1024;
+
+/// The text of a dropped prompt file, trimmed; refuses empty, binary and huge files.
+fn read_text_prompt(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if meta.len() > PROMPT_FILE_LIMIT {
+        return Err(format!("{} is {} bytes; a prompt file holds at most 64 KiB", path.display(), meta.len()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(text.to_string())
+}
+
+/// A file's name for messages.
+fn display_name(path: &Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_files_are_read_trimmed_and_bad_ones_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("p.txt");
+        std::fs::write(&good, "  a castle at dusk\n").unwrap();
+        assert_eq!(read_text_prompt(&good).unwrap(), "a castle at dusk");
+        let empty = dir.path().join("e.txt");
+        std::fs::write(&empty, " \n").unwrap();
+        assert!(read_text_prompt(&empty).unwrap_err().contains("empty"));
+        let binary = dir.path().join("b.txt");
+        std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(read_text_prompt(&binary).unwrap_err().contains("not UTF-8"));
+        let huge = dir.path().join("h.txt");
+        std::fs::write(&huge, vec![b'a'; 70_000]).unwrap();
+        assert!(read_text_prompt(&huge).unwrap_err().contains("64 KiB"));
+        assert!(read_text_prompt(&dir.path().join("absent.txt")).unwrap_err().contains("cannot read"));
+    }
+}

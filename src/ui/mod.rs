@@ -1,0 +1,63 @@
+//! The desktop app (eframe/egui): a grid of the library ranked by reward, prompt groups, a
+//! checkpoint leaderboard, reranking by a prompt, and a viewer, all keyboard-driven. The UI thread
+//! only draws and sends messages: the library, the watcher, the model, thumbnails, full-size
+//! decodes and file errands each run on their own named thread and wake the UI when they answer.
+
+pub mod app;
+pub mod backends;
+mod details;
+mod dialogs;
+pub mod full_images;
+mod grid;
+pub mod jobs;
+mod leaderboard;
+mod prompt_bar;
+pub mod settings;
+mod sidebar;
+mod status_bar;
+pub mod textures;
+mod viewer;
+
+pub use app::{App, Command, Level, ModelStatus, Screen};
+pub use backends::AppConfig;
+pub use dialogs::SHORTCUTS;
+
+/// Gives a text field its accessible name (screen readers and kittest find it by this).
+pub(crate) fn name_text_edit(response: &egui::Response, name: &str) {
+    response.widget_info(|| egui::WidgetInfo {
+        label: Some(name.to_string()),
+        ..egui::WidgetInfo::new(egui::Role::TextInput)
+    });
+}
+
+/// Gives a drop-down its accessible name.
+pub(crate) fn name_combo(response: &egui::Response, name: &str) {
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, name));
+}
+
+/// Opens the window and runs the app until it is closed.
+pub fn run(config: AppConfig) -> anyhow::Result<()> {
+    let saved = config.settings_path.as_deref().map(settings::load).map(|l| l.settings).unwrap_or_default();
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("RewardLens")
+        .with_app_id("rewardlens")
+        .with_min_inner_size([640.0, 420.0])
+        .with_drag_and_drop(true);
+    viewport = match saved.window {
+        Some(w) if w.width >= 320.0 && w.height >= 240.0 => {
+            viewport.with_inner_size([w.width, w.height]).with_position([w.x, w.y])
+        }
+        _ => viewport.with_inner_size([1360.0, 860.0]),
+    };
+    let options = eframe::NativeOptions { viewport, ..Default::default() };
+    eframe::run_native(
+        "RewardLens",
+        options,
+        Box::new(move |cc| {
+            let app = App::new(cc, config)
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { format!("{e:#}").into() })?;
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}

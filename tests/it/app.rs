@@ -1,0 +1,294 @@
+//! The desktop app driven for real with egui_kittest: the real `App` with its real workers on a
+//! fixture library scored by the tiny fixture model; keys, clicks, pasted text and dropped files
+//! go in as a user's would, and the library database is checked afterwards.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use egui::{Key, Modifiers};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use rewardlens::library::store::Store;
+use rewardlens::library::watch::WatchOptions;
+use rewardlens::ui::{App, AppConfig, ModelStatus, Screen};
+
+use crate::util::fixtures;
+
+/// A fixture library in a temporary folder and an app configuration pointing everything there.
+struct Fixture {
+    tmp: tempfile::TempDir,
+    images: PathBuf,
+    config: AppConfig,
+}
+
+fn fixture(count: usize) -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    rewardlens::synthetic::write_fixture_library(&images, count, 12, 48).unwrap();
+    let config = AppConfig {
+        db: tmp.path().join("library.sqlite3"),
+        model: Some(fixtures().join("tiny-st")),
+        folders: vec![images.clone()],
+        settings_path: Some(tmp.path().join("config").join("settings.json")),
+        thumb_cache_dir: tmp.path().join("thumbs"),
+        embedding_cache_dir: Some(tmp.path().join("embeddings")),
+        watch: WatchOptions {
+            debounce: Duration::from_millis(50),
+            settle: Duration::from_millis(150),
+            folder_poll: Duration::from_millis(200),
+            ..WatchOptions::default()
+        },
+        thumb_threads: 2,
+    };
+    Fixture { tmp, images, config }
+}
+
+fn harness(config: AppConfig) -> Harness<'static, App> {
+    Harness::builder().with_size(egui::vec2(1280.0, 800.0)).build_eframe(move |cc| App::new(cc, config).unwrap())
+}
+
+/// Runs frames until `done` holds (the workers answer on their own threads), or fails after 60 s.
+fn run_until(h: &mut Harness<'static, App>, what: &str, done: impl Fn(&App) -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        h.step();
+        if done(h.state()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let messages: Vec<String> = h.state().messages().iter().map(|m| m.text.clone()).collect();
+    panic!("timed out waiting for: {what}; app: {:?}; messages: {messages:#?}", h.state());
+}
+
+fn press(h: &mut Harness<'static, App>, key: Key) {
+    h.key_press(key);
+    h.step();
+    h.step();
+}
+
+/// Waits for the whole fixture to be listed and scored by the tiny model.
+fn wait_scored(h: &mut Harness<'static, App>, count: usize) {
+    run_until(h, "every image listed and scored", |app| {
+        matches!(app.model_status(), ModelStatus::Ready { .. })
+            && app.view().len() == count
+            && app.view().scored == count
+    });
+}
+
+fn rewards(app: &App) -> Vec<f32> {
+    app.view().entries.iter().map(|e| e.reward.unwrap()).collect()
+}
+
+fn content_hash_at(h: &Harness<'static, App>, index: usize) -> rewardlens::image_file::ContentHash {
+    let id = h.state().view().entries[index].image_id;
+    h.state().row(id).and_then(|r| r.content_hash.clone()).unwrap()
+}
+
+#[test]
+fn the_grid_ranks_by_reward_and_the_keyboard_walks_it_into_the_viewer_and_back() {
+    let fx = fixture(36);
+    let mut h = harness(fx.config.clone());
+    wait_scored(&mut h, 36);
+    let r = rewards(h.state());
+    assert!(r.windows(2).all(|w| w[0] >= w[1]), "best first: {r:?}");
+    // Percentiles: the best image is at the top of the view.
+    assert_eq!(h.state().view().entries[0].percentile, Some(100.0));
+    run_until(&mut h, "rows of the first screen", |app| app.row(app.view().entries[0].image_id).is_some());
+    // The cell of the best image is on screen with its accessible name (its file name).
+    let first = h.state().row(h.state().view().entries[0].image_id).unwrap().path.clone();
+    h.get_by_label_contains(&format!("{} · ", first.file_name().unwrap().to_string_lossy()));
+
+    press(&mut h, Key::ArrowRight);
+    assert_eq!(h.state().cursor(), 1);
+    press(&mut h, Key::ArrowDown);
+    let columns = h.state().cursor() - 1;
+    assert!(columns >= 2, "a 1280-point window holds several columns, moved by {columns}");
+    press(&mut h, Key::End);
+    assert_eq!(h.state().cursor(), 35);
+    press(&mut h, Key::Home);
+    assert_eq!(h.state().cursor(), 0);
+    h.key_press_modifiers(Modifiers::SHIFT, Key::ArrowRight);
+    h.step();
+    h.step();
+    assert_eq!(h.state().selected().len(), 2, "Shift+→ extends the selection");
+
+    press(&mut h, Key::Enter);
+    assert_eq!(h.state().screen(), Screen::Viewer);
+    press(&mut h, Key::ArrowRight);
+    assert_eq!(h.state().cursor(), 2);
+    h.get_by_label("Image viewer");
+    press(&mut h, Key::Escape);
+    assert_eq!(h.state().screen(), Screen::Grid);
+    assert_eq!(h.state().cursor(), 2, "back at the same position");
+}
+
+#[test]
+fn favorite_and_rating_keys_are_stored_in_the_library() {
+    let fx = fixture(24);
+    let mut h = harness(fx.config.clone());
+    wait_scored(&mut h, 24);
+    run_until(&mut h, "rows", |app| app.row(app.view().entries[0].image_id).is_some());
+    let hash = content_hash_at(&h, 0);
+    press(&mut h, Key::F);
+    press(&mut h, Key::Num3);
+    run_until(&mut h, "favorite and rating shown", |app| {
+        app.row(app.view().entries[0].image_id).is_some_and(|r| r.favorite && r.rating == Some(3))
+    });
+    let store = Store::open(&fx.config.db).unwrap();
+    assert!(store.is_favorite(&hash).unwrap());
+    assert_eq!(store.rating(&hash).unwrap().unwrap().overall, Some(3));
+    press(&mut h, Key::Num0);
+    press(&mut h, Key::F);
+    run_until(&mut h, "cleared", |app| {
+        app.row(app.view().entries[0].image_id).is_some_and(|r| !r.favorite && r.rating.is_none())
+    });
+    assert!(!store.is_favorite(&hash).unwrap());
+}
+
+#[test]
+fn a_prompt_group_shows_its_images_ranked_with_the_best_marked() {
+    let fx = fixture(36);
+    let mut h = harness(fx.config.clone());
+    wait_scored(&mut h, 36);
+    run_until(&mut h, "prompt groups", |app| app.prompt_groups().len() == 12);
+    let group = h.state().prompt_groups().iter().find(|g| g.prompt.starts_with("a red fox")).unwrap().clone();
+    let title: String = group.prompt.chars().take(28).collect::<String>() + "…";
+    h.get_by_label(&title).click();
+    run_until(&mut h, "the group's view", |app| app.view().len() == group.images && app.view_settled());
+    let r = rewards(h.state());
+    assert!(r.windows(2).all(|w| w[0] >= w[1]));
+    assert_eq!(h.state().view().len(), 3);
+    h.get_by_label_contains("top 1 of 3");
+    press(&mut h, Key::Escape);
+    run_until(&mut h, "back to all images", |app| app.view().len() == 36);
+}
+
+#[test]
+fn rerank_by_a_pasted_prompt_then_by_a_dropped_text_file_then_back() {
+    let fx = fixture(24);
+    let mut h = harness(fx.config.clone());
+    wait_scored(&mut h, 24);
+    let own_order: Vec<i64> = h.state().view().entries.iter().map(|e| e.image_id).collect();
+
+    h.get_by_label("Rerank by prompt").click();
+    h.step();
+    h.event(egui::Event::Paste("a lighthouse in a storm".into()));
+    run_until(&mut h, "the rerank by the pasted prompt", |app| {
+        app.rerank().is_some_and(|r| r.prompt == "a lighthouse in a storm")
+            && app.view().scored == 24
+            && app.view_settled()
+    });
+    let r = rewards(h.state());
+    assert!(r.windows(2).all(|w| w[0] >= w[1]));
+    let reranked: Vec<i64> = h.state().view().entries.iter().map(|e| e.image_id).collect();
+    assert_ne!(reranked, own_order, "another prompt ranks differently");
+
+    let prompt_file = fx.tmp.path().join("prompt.txt");
+    std::fs::write(&prompt_file, "portrait of an astronaut\n").unwrap();
+    h.input_mut().dropped_files.push(std::sync::Arc::new(Dropped(prompt_file)));
+    run_until(&mut h, "the rerank by the dropped file", |app| {
+        app.rerank().is_some_and(|r| r.prompt == "portrait of an astronaut")
+            && app.view().scored == 24
+            && app.view_settled()
+    });
+
+    h.get_by_label("✖").click();
+    run_until(&mut h, "back to own prompts", |app| app.rerank().is_none() && app.view_settled());
+    let back: Vec<i64> = h.state().view().entries.iter().map(|e| e.image_id).collect();
+    assert_eq!(back, own_order);
+}
+
+/// A file dropped on the window, as winit delivers it: a path.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+/// Set in the child process that runs the trash test with its own `XDG_DATA_HOME`.
+const TRASH_CHILD: &str = "REWARDLENS_APP_TRASH_ROOT";
+
+#[test]
+fn delete_asks_then_moves_the_file_to_the_trash() {
+    let Some(data_home) = std::env::var_os(TRASH_CHILD).map(PathBuf::from) else {
+        // The system trash follows XDG_DATA_HOME: run the body in a child process with a private
+        // one, so the user's trash is untouched and this process's environment never changes.
+        let tmp = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["app::delete_asks_then_moves_the_file_to_the_trash", "--exact", "--nocapture"])
+            .env(TRASH_CHILD, tmp.path())
+            .env("XDG_DATA_HOME", tmp.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        return;
+    };
+    let fx = fixture(12);
+    let mut h = harness(fx.config.clone());
+    wait_scored(&mut h, 12);
+    run_until(&mut h, "rows", |app| app.row(app.view().entries[0].image_id).is_some());
+    let victim = h.state().row(h.state().view().entries[0].image_id).unwrap().path.clone();
+    press(&mut h, Key::Delete);
+    // Nothing happens before the user says yes.
+    assert!(victim.exists());
+    h.get_by_label("Move to trash").click();
+    run_until(&mut h, "the file gone from the view", |app| app.view().len() == 11);
+    assert!(!victim.exists());
+    let trashed = data_home.join("Trash").join("files").join(victim.file_name().unwrap());
+    assert!(trashed.exists(), "in the trash, not deleted: {}", trashed.display());
+    let store = Store::open(&fx.config.db).unwrap();
+    assert!(store.image_by_path(&victim).unwrap().unwrap().missing);
+}
+
+#[test]
+fn removing_a_folder_while_shown_empties_the_view_and_leaves_the_files() {
+    let fx = fixture(12);
+    let mut h = harness(fx.config.clone());
+    run_until(&mut h, "the folder listed", |app| app.view().len() == 12 && app.folders().len() == 1);
+    h.get_by_label(&format!("Remove {}", fx.images.display())).click();
+    run_until(&mut h, "the view empty", |app| app.view().is_empty() && app.folders().is_empty());
+    assert_eq!(std::fs::read_dir(&fx.images).unwrap().count(), 12, "the files are untouched");
+    // The welcome screen says what to do.
+    h.get_by_label("Welcome to RewardLens");
+}
+
+#[test]
+fn no_model_a_corrupt_image_and_a_damaged_settings_file_each_say_so_and_the_app_goes_on() {
+    let mut fx = fixture(6);
+    fx.config.model = None;
+    std::fs::write(fx.images.join("zz-corrupt.png"), b"\x89PNG\r\n\x1a\nthis is not a png").unwrap();
+    let settings = fx.config.settings_path.clone().unwrap();
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    std::fs::write(&settings, b"{ not json").unwrap();
+    let mut h = harness(fx.config.clone());
+    // The corrupt file is listed too, as an unreadable cell.
+    run_until(&mut h, "the images listed", |app| app.view().len() == 7);
+    assert!(matches!(h.state().model_status(), ModelStatus::Missing));
+    h.get_by_label("Scores need the ImageReward model (1.8 GB).");
+    run_until(&mut h, "messages about the settings and the corrupt file", |app| {
+        let texts: Vec<&str> = app.messages().iter().map(|m| m.text.as_str()).collect();
+        texts.iter().any(|t| t.contains("damaged")) && texts.iter().any(|t| t.contains("zz-corrupt.png"))
+    });
+    assert!(Path::new(&settings.with_extension("json.damaged")).exists(), "the damaged file is kept aside");
+
+    // A model folder that cannot load: a message, a banner, and browsing goes on.
+    let empty_model = fx.tmp.path().join("not-a-model");
+    std::fs::create_dir(&empty_model).unwrap();
+    h.state_mut().command(rewardlens::ui::Command::AddFolder(fx.images.clone()));
+    let mut config = fx.config.clone();
+    config.model = Some(empty_model);
+    drop(h);
+    let mut h = harness(config);
+    run_until(&mut h, "the model failure", |app| matches!(app.model_status(), ModelStatus::Failed { .. }));
+    h.get_by_label_contains("did not load");
+    run_until(&mut h, "the images still listed", |app| app.view().len() == 7);
+}
