@@ -47,10 +47,28 @@ pub struct BenchArgs {
     /// leaderboard, cold and warm, with the view's memory per image.
     #[arg(long, value_name = "N", conflicts_with = "rerank", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub library: Option<u64>,
+    /// Instead: open the app window on a fixture library of N image files (written and scanned
+    /// first, into --app-dir if given, reused on the next run) and time the first frame with the
+    /// grid filled, frame times while scrolling top to bottom (model idle, then while --model
+    /// scores), and resident memory beyond the model.
+    #[arg(long, value_name = "N", conflicts_with_all = ["rerank", "library"], requires = "model")]
+    pub app: Option<usize>,
+    /// Side of the --app images in pixels.
+    #[arg(long, default_value_t = 64, requires = "app")]
+    pub app_px: u32,
+    /// Frames each --app scroll from top to bottom takes (the same distance every frame).
+    #[arg(long, default_value_t = 1200, requires = "app")]
+    pub app_frames: usize,
+    /// Folder for the --app library (kept for the next run); a temporary one by default.
+    #[arg(long, requires = "app")]
+    pub app_dir: Option<PathBuf>,
 }
 
 /// Runs the benchmark and prints its table.
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    if let (Some(count), Some(model)) = (args.app, &args.model) {
+        return super::bench_app::run(count, args.app_px, args.app_frames, model, args.app_dir.as_deref());
+    }
     if let Some(count) = args.library {
         return super::bench_library::run(usize::try_from(count)?);
     }

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_app;
 pub mod bench_library;
 pub mod bench_rerank;
 pub mod groups;

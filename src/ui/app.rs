@@ -213,7 +213,13 @@ pub struct App {
     /// Scoring requests sent and not yet finished; none left means the worker is idle.
     tickets: HashSet<Ticket>,
     /// The model folder given on the command line: used for this run, not saved.
-    model_override: Option<PathBuf>,
+    pub(super) model_override: Option<PathBuf>,
+    /// The benchmark, when the app runs as one.
+    pub(super) bench: Option<super::bench::BenchState>,
+    /// The grid's largest scroll offset, for the benchmark's scroll.
+    pub(super) grid_max_offset: f32,
+    /// The app's own time in the last frame, ms.
+    last_app_ms: f64,
     library_scoring_asked: bool,
     pub(super) commands: Vec<Command>,
     pub(super) frame_times: Vec<f32>,
@@ -247,6 +253,7 @@ impl App {
         ctx.options_mut(|o| o.zoom_with_keyboard = false);
         let texture_cap = settings.texture_cache_mib as usize * 1024 * 1024;
         let model_override = config.model.clone();
+        let bench = config.bench.clone().map(super::bench::BenchState::new);
         let mut app = Self {
             saved_settings: settings.clone(),
             settings_dirty_since: None,
@@ -306,11 +313,15 @@ impl App {
             visible_scored_asked: None,
             tickets: HashSet::new(),
             model_override: None,
+            bench: None,
+            grid_max_offset: 0.0,
+            last_app_ms: 0.0,
             library_scoring_asked: false,
             commands: Vec::new(),
             frame_times: Vec::new(),
         };
         app.model_override = model_override;
+        app.bench = bench;
         if let Some(problem) = loaded.problem {
             app.log(Level::Warning, problem);
         }
@@ -629,7 +640,7 @@ impl App {
         self.library_scoring_asked = true;
     }
 
-    fn start_model(&mut self) {
+    pub(super) fn start_model(&mut self) {
         let mut settings = self.settings.clone();
         if let Some(path) = &self.model_override {
             settings.model_dir = Some(path.clone());
@@ -1242,9 +1253,14 @@ impl App {
 }
 
 impl eframe::App for App {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let frame_start = Instant::now();
         let ctx = ui.ctx().clone();
+        if self.bench.is_some() {
+            // The previous frame's CPU time: this code and the rendering, without vsync waits.
+            let cpu_ms = frame.info().cpu_usage.map_or(self.last_app_ms, |s| f64::from(s) * 1000.0);
+            self.bench_frame(&ctx, self.grid_max_offset, self.last_app_ms, cpu_ms);
+        }
         self.textures.begin_frame();
         self.drain_events(&ctx);
         self.handle_drops(&ctx);
@@ -1285,7 +1301,8 @@ impl eframe::App for App {
         if self.textures.upload(&ctx, UPLOAD_BUDGET) {
             ctx.request_repaint();
         }
-        self.frame_times.push(frame_start.elapsed().as_secs_f32() * 1000.0);
+        self.last_app_ms = frame_start.elapsed().as_secs_f64() * 1000.0;
+        self.frame_times.push(self.last_app_ms as f32);
         if self.frame_times.len() > 100_000 {
             self.frame_times.drain(..50_000);
         }

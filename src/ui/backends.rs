@@ -36,6 +36,8 @@ pub struct AppConfig {
     pub watch: WatchOptions,
     /// Threads making thumbnails.
     pub thumb_threads: usize,
+    /// Run as the app benchmark (`rewardlens bench --app`).
+    pub bench: Option<super::bench::BenchConfig>,
 }
 
 impl AppConfig {
@@ -58,6 +60,7 @@ impl AppConfig {
             embedding_cache_dir: Some(dirs.cache_dir().join("embeddings")),
             watch: WatchOptions::default(),
             thumb_threads: std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4)),
+            bench: None,
         })
     }
 }

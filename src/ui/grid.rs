@@ -85,6 +85,10 @@ impl App {
             };
             area = area.vertical_scroll_offset(target.max(0.0));
         }
+        self.grid_max_offset = (total_rows as f32 * row_h - viewport_h).max(0.0);
+        if let Some(offset) = self.bench.as_ref().and_then(|b| b.scroll_offset()) {
+            area = area.vertical_scroll_offset(offset.min(self.grid_max_offset));
+        }
         let side = self.thumb_side(ctx.pixels_per_point());
         let output = area.show_viewport(ui, |ui, viewport| {
             ui.set_height(total_rows as f32 * row_h);

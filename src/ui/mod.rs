@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod backends;
+pub mod bench;
 mod details;
 mod dialogs;
 pub mod full_images;
@@ -49,7 +50,11 @@ pub fn run(config: AppConfig) -> anyhow::Result<()> {
         }
         _ => viewport.with_inner_size([1360.0, 860.0]),
     };
-    let options = eframe::NativeOptions { viewport, ..Default::default() };
+    let mut options = eframe::NativeOptions { viewport, ..Default::default() };
+    if config.bench.is_some() {
+        // The benchmark measures what a frame costs, not how long the swap chain waits for a refresh.
+        options.wgpu_options.surface.present_mode = eframe::egui_wgpu::wgpu::PresentMode::AutoNoVsync;
+    }
     eframe::run_native(
         "RewardLens",
         options,

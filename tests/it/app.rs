@@ -40,6 +40,7 @@ fn fixture(count: usize) -> Fixture {
             ..WatchOptions::default()
         },
         thumb_threads: 2,
+        bench: None,
     };
     Fixture { tmp, images, config }
 }
