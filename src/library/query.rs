@@ -66,8 +66,11 @@ pub enum ReadKind {
     View,
     /// Rows for the cells on screen ([`LibraryService::rows`]).
     Rows,
-    /// Prompt groups or the checkpoint leaderboard ([`LibraryService::groups`]).
+    /// Prompt groups ([`LibraryService::groups`] by prompt).
     Groups,
+    /// The checkpoint leaderboard ([`LibraryService::groups`] by checkpoint), counted apart from
+    /// the prompt groups so asking for both at once answers both.
+    Leaderboard,
     /// One image's generation parameters ([`LibraryService::params`]).
     Params,
 }
@@ -141,7 +144,8 @@ impl std::fmt::Display for Operation {
                 let what = match kind {
                     ReadKind::View => "view",
                     ReadKind::Rows => "rows on screen",
-                    ReadKind::Groups => "groups",
+                    ReadKind::Groups => "prompt groups",
+                    ReadKind::Leaderboard => "checkpoint leaderboard",
                     ReadKind::Params => "image's parameters",
                 };
                 write!(f, "reading the {what} (request {generation})")
@@ -219,7 +223,7 @@ pub struct ServiceStats {
 struct Shared {
     /// The newest generation submitted, per [`ReadKind`] (set at submit time, so queued reads are
     /// already stale when the thread meets them).
-    latest: [AtomicU64; 4],
+    latest: [AtomicU64; 5],
     /// Set to stop after the read in progress.
     stop: AtomicBool,
     /// Read counters.
@@ -246,7 +250,8 @@ impl ReadRequest {
         match self {
             ReadRequest::View(_) => ReadKind::View,
             ReadRequest::Rows { .. } => ReadKind::Rows,
-            ReadRequest::Groups { .. } => ReadKind::Groups,
+            ReadRequest::Groups { by: GroupBy::Prompt, .. } => ReadKind::Groups,
+            ReadRequest::Groups { by: GroupBy::Checkpoint, .. } => ReadKind::Leaderboard,
             ReadRequest::Params { .. } => ReadKind::Params,
         }
     }
@@ -420,7 +425,7 @@ struct ServiceThread {
     /// Edits in the order asked; the first blocks the rest, so two edits of one image land in order.
     edits: VecDeque<PendingEdit>,
     /// The newest read of each kind not answered yet, by [`ReadKind::index`].
-    reads: [Option<(Generation, Box<ReadRequest>)>; 4],
+    reads: [Option<(Generation, Box<ReadRequest>)>; 5],
     /// `PRAGMA data_version` at the last check.
     data_version: Option<i64>,
     next_check: Instant,

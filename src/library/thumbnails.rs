@@ -223,6 +223,9 @@ fn encode(img: &RgbaImage, opaque: bool) -> image::ImageResult<Vec<u8>> {
     Ok(out)
 }
 
+/// Requests waiting at most; beyond it the oldest are dropped (the newest run first anyway).
+pub const MAX_QUEUED: usize = 1024;
+
 /// One thumbnail to make.
 #[derive(Debug, Clone)]
 pub struct ThumbnailRequest {
@@ -318,6 +321,10 @@ impl Thumbnailer {
         }
         queue.requests.retain(|r| (&r.content_hash, r.side) != (&key.0, key.1));
         queue.requests.push_back(request);
+        // A fast scroll asks for more than can be made: the oldest asks (scrolled past) go.
+        while queue.requests.len() > MAX_QUEUED {
+            queue.requests.pop_front();
+        }
         wake.notify_one();
     }
 

@@ -182,6 +182,23 @@ impl Executor {
                 }
                 match command {
                     Command::Score(ticket, request) => self.accept(&mut state, ticket, request),
+                    Command::ScoreView(ticket, request)
+                        if request.priority.can_go_stale()
+                            && ticket < self.shared.stale_before.load(Ordering::Relaxed) =>
+                    {
+                        // Superseded before it was listed (the user scrolled on): listing a large
+                        // view only to drop every item would hold up the work that replaced it.
+                        self.accept(
+                            &mut state,
+                            ticket,
+                            ScoreRequest {
+                                items: Vec::new(),
+                                prompt: None,
+                                priority: request.priority,
+                                supersede: false,
+                            },
+                        );
+                    }
                     Command::ScoreView(ticket, request) => {
                         let model_id = loaded.as_ref().map(|l| l.backend.model_id().to_string());
                         let request = self.view_request(store.as_deref(), model_id, *request);

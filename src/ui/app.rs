@@ -29,11 +29,20 @@ use super::textures::{TextureCache, TextureKey, UPLOAD_BUDGET};
 /// The most time one frame spends draining worker events.
 pub const EVENT_BUDGET: Duration = Duration::from_millis(8);
 
+/// Messages kept for the log panel; the oldest tenth goes when it is full.
+pub const MAX_MESSAGES: usize = 10_000;
+
 /// How long a toast stays.
 pub const TOAST_SECS: f32 = 6.0;
 
 /// How often scrolling may re-aim the scoring of what is on screen.
 const VISIBLE_RESCORE: Duration = Duration::from_millis(150);
+
+/// The shortest time between two requests for prompt groups and the leaderboard.
+const GROUPS_REFRESH: Duration = Duration::from_millis(1500);
+
+/// How long a thumbnail ask stands before it is repeated.
+const THUMB_RETRY: Duration = Duration::from_secs(3);
 
 /// How long settings changes wait before they are written (a drag of the size slider is one save).
 const SETTINGS_SAVE_DELAY: Duration = Duration::from_secs(1);
@@ -168,12 +177,21 @@ pub struct App {
     pub(super) view: Arc<View>,
     pub(super) view_pending: bool,
     pub(super) view_received: bool,
+    /// The query of the view on screen (a new one may be awaited).
+    shown_query: Option<ViewQuery>,
+    /// The viewer's last wish list, so it is sent only when it changes.
+    full_asked: Vec<ContentHash>,
+    /// Prompt groups and the leaderboard are due to be asked for again (throttled while scoring).
+    groups_due: bool,
+    groups_asked_at: Option<Instant>,
     pub(super) rows: HashMap<i64, (u64, SlimRow)>,
     pub(super) rows_epoch: u64,
     rows_asked: Vec<i64>,
     /// Rewards against each image's own prompt, kept while a rerank shows another.
     pub(super) own_rewards: HashMap<i64, f64>,
     pub(super) cursor: usize,
+    /// Whether the user put the cursor where it is (then it follows its image through reorders).
+    cursor_placed: bool,
     pub(super) anchor: usize,
     pub(super) selected: BTreeSet<i64>,
     pub(super) scroll_to_cursor: bool,
@@ -191,7 +209,9 @@ pub struct App {
     pub(super) scoring_failures: HashMap<ContentHash, String>,
     pub(super) thumb_failures: HashMap<ContentHash, String>,
     pub(super) full_failures: HashMap<ContentHash, String>,
-    thumbs_asked: HashSet<(ContentHash, u32)>,
+    /// Thumbnails asked for, and when: asked again after [`THUMB_RETRY`] if still missing (the
+    /// thumbnailer drops the oldest asks when a fast scroll outruns it).
+    thumbs_asked: HashMap<(ContentHash, u32), Instant>,
     thumb_generation: u64,
     pub(super) textures: TextureCache,
     pub(super) messages: Vec<Message>,
@@ -207,6 +227,7 @@ pub struct App {
     pub(super) prompt_box_rect: Option<egui::Rect>,
     pub(super) focus_filter: bool,
     pub(super) focus_rerank: bool,
+    pub(super) prompt_box_focused: bool,
     pub(super) viewer_zoom: Option<f32>,
     pub(super) viewer_pan: egui::Vec2,
     visible_scored_asked: Option<(Vec<i64>, Instant)>,
@@ -248,8 +269,10 @@ impl App {
         }
         let repaint = ctx.clone();
         let waker = Waker::new(move || repaint.request_repaint());
-        let (backends, problems) =
-            Backends::start(&config, config.folders.clone(), settings.thumb_cache_mib * 1024 * 1024, waker)?;
+        let mut folders = settings.folders.clone();
+        folders.retain(|f| !config.folders.contains(f));
+        folders.extend(config.folders.iter().cloned());
+        let (backends, problems) = Backends::start(&config, folders, settings.thumb_cache_mib * 1024 * 1024, waker)?;
         ctx.options_mut(|o| o.zoom_with_keyboard = false);
         let texture_cap = settings.texture_cache_mib as usize * 1024 * 1024;
         let model_override = config.model.clone();
@@ -271,11 +294,16 @@ impl App {
             view: Arc::new(View::default()),
             view_pending: false,
             view_received: false,
+            shown_query: None,
+            full_asked: Vec::new(),
+            groups_due: true,
+            groups_asked_at: None,
             rows: HashMap::new(),
             rows_epoch: 0,
             rows_asked: Vec::new(),
             own_rewards: HashMap::new(),
             cursor: 0,
+            cursor_placed: false,
             anchor: 0,
             selected: BTreeSet::new(),
             scroll_to_cursor: false,
@@ -293,7 +321,7 @@ impl App {
             scoring_failures: HashMap::new(),
             thumb_failures: HashMap::new(),
             full_failures: HashMap::new(),
-            thumbs_asked: HashSet::new(),
+            thumbs_asked: HashMap::new(),
             thumb_generation: 0,
             textures: TextureCache::new(texture_cap),
             messages: Vec::new(),
@@ -308,6 +336,7 @@ impl App {
             prompt_box_rect: None,
             focus_filter: false,
             focus_rerank: false,
+            prompt_box_focused: false,
             viewer_zoom: None,
             viewer_pan: egui::Vec2::ZERO,
             visible_scored_asked: None,
@@ -386,7 +415,10 @@ impl App {
     pub fn rerank_progress(&self) -> Option<(usize, usize)> {
         let reranking = self.rerank.is_some() && self.query.reward_prompt().is_some();
         let scorable = matches!(self.model, ModelStatus::Ready { .. });
-        (reranking && scorable && self.view.scored < self.view.len()).then_some((self.view.scored, self.view.len()))
+        // Unreadable images never get a score: the rerank is over when the worker has nothing left.
+        let working = !self.tickets.is_empty();
+        (reranking && scorable && working && self.view.scored < self.view.len())
+            .then_some((self.view.scored, self.view.len()))
     }
 
     /// The session's messages.
@@ -437,12 +469,19 @@ impl App {
     // ---- messages ----
 
     pub(super) fn log(&mut self, level: Level, text: impl Into<String>) {
-        self.messages.push(Message { level, text: text.into(), clock: clock_now(), at: Some(Instant::now()) });
+        self.push_message(Message { level, text: text.into(), clock: clock_now(), at: Some(Instant::now()) });
+    }
+
+    fn push_message(&mut self, message: Message) {
+        if self.messages.len() >= MAX_MESSAGES {
+            self.messages.drain(..MAX_MESSAGES / 10);
+        }
+        self.messages.push(message);
     }
 
     /// Logs without a toast: for what the screen already shows.
     pub(super) fn log_quiet(&mut self, level: Level, text: impl Into<String>) {
-        self.messages.push(Message { level, text: text.into(), clock: clock_now(), at: None });
+        self.push_message(Message { level, text: text.into(), clock: clock_now(), at: None });
     }
 
     // ---- settings ----
@@ -490,8 +529,11 @@ impl App {
         let mut filter = self.query.filter.clone();
         filter.text = Some(self.filter_text.trim().to_string()).filter(|t| !t.is_empty());
         let model_id = self.model_id();
+        let in_group = filter.prompt_group.is_some();
         let order = match (&self.rerank, self.settings.sort) {
             (Some(rerank), _) if model_id.is_some() => ViewOrder::RewardFor(rerank.prompt.clone()),
+            // A prompt group is there to be ranked.
+            _ if in_group && model_id.is_some() => ViewOrder::Reward,
             (_, SortKey::Reward) if model_id.is_some() => ViewOrder::Reward,
             // No model: rewards cannot order anything, so newest first.
             (_, SortKey::Reward | SortKey::Date) => ViewOrder::Date,
@@ -513,13 +555,31 @@ impl App {
     }
 
     fn refresh_groups(&mut self) {
-        let mut query = self.query.clone();
-        query.filter = ViewFilter { include_missing: false, ..ViewFilter::default() };
-        query.order = ViewOrder::Reward;
-        self.backends.library.groups(GroupBy::Prompt, query.clone());
-        if self.screen == Screen::Leaderboard {
-            self.backends.library.groups(GroupBy::Checkpoint, query);
+        self.groups_due = true;
+    }
+
+    /// Asks for the prompt groups and the leaderboard when due, at most every
+    /// [`GROUPS_REFRESH`] (a scoring run changes the library five times a second).
+    fn ask_groups_if_due(&mut self, ctx: &egui::Context) {
+        if !self.groups_due {
+            return;
         }
+        if let Some(at) = self.groups_asked_at
+            && at.elapsed() < GROUPS_REFRESH
+        {
+            ctx.request_repaint_after(GROUPS_REFRESH - at.elapsed());
+            return;
+        }
+        self.groups_due = false;
+        self.groups_asked_at = Some(Instant::now());
+        let query = ViewQuery {
+            filter: ViewFilter::default(),
+            order: ViewOrder::Reward,
+            reverse: false,
+            model_id: self.model_id(),
+        };
+        self.backends.library.groups(GroupBy::Prompt, query.clone());
+        self.backends.library.groups(GroupBy::Checkpoint, query);
     }
 
     /// The view's image id at a position.
@@ -568,10 +628,14 @@ impl App {
                 continue;
             }
             let key = (hash.clone(), side);
-            if self.thumbs_asked.contains(&key) || self.textures.has(&TextureKey::Thumb(hash.clone(), side)) {
+            let recently = self.thumbs_asked.get(&key).is_some_and(|at| at.elapsed() < THUMB_RETRY);
+            if recently || self.textures.has(&TextureKey::Thumb(hash.clone(), side)) {
                 continue;
             }
-            self.thumbs_asked.insert(key);
+            if self.thumbs_asked.len() > 50_000 {
+                self.thumbs_asked.retain(|_, at| at.elapsed() < THUMB_RETRY);
+            }
+            self.thumbs_asked.insert(key, Instant::now());
             thumbs.request(ThumbnailRequest {
                 content_hash: hash.clone(),
                 path: row.path.clone(),
@@ -650,6 +714,7 @@ impl App {
             return;
         };
         self.tickets.clear();
+        self.own_rewards.clear();
         let cache_bytes = (self.settings.embedding_cache_gib * 1024.0 * 1024.0 * 1024.0) as u64;
         self.model = ModelStatus::Loading(spec.path.clone());
         self.progress = None;
@@ -715,14 +780,34 @@ impl App {
                 }
                 self.view_pending = false;
                 self.view_received = true;
+                let cursor_image = self.image_at(self.cursor);
+                let same_query = self.shown_query.as_ref() == Some(&self.query);
                 self.view = view;
+                self.shown_query = Some(self.query.clone());
                 self.rows_epoch += 1;
                 self.rows_asked.clear();
-                if self.cursor >= self.view.len() {
-                    self.cursor = self.view.len().saturating_sub(1);
+                // Once the user has moved it, the cursor stays on its image while scores reorder
+                // the view around it; until then it stays at the top (the best).
+                if same_query
+                    && self.cursor_placed
+                    && let Some(id) = cursor_image
+                    && let Some(index) = self.view.entries.iter().position(|e| e.image_id == id)
+                {
+                    if index != self.cursor {
+                        self.anchor = index;
+                    }
+                    self.cursor = index;
+                } else if !same_query {
+                    self.scroll_to_cursor = true;
+                    self.cursor_placed = false;
                 }
-                let present: HashSet<i64> = self.view.entries.iter().map(|e| e.image_id).collect();
-                self.selected.retain(|id| present.contains(id));
+                let last = self.view.len().saturating_sub(1);
+                self.cursor = self.cursor.min(last);
+                self.anchor = self.anchor.min(last);
+                if !self.selected.is_empty() {
+                    let present: HashSet<i64> = self.view.entries.iter().map(|e| e.image_id).collect();
+                    self.selected.retain(|id| present.contains(id));
+                }
                 self.visible_scored_asked = None;
             }
             LibraryEvent::Rows { generation, rows } => {
@@ -830,7 +915,15 @@ impl App {
                 self.log_quiet(Level::Info, warning.to_string());
             }
             ScoringEvent::Warning(warning) => self.log(Level::Warning, warning.to_string()),
-            ScoringEvent::Stopped => {}
+            ScoringEvent::Stopped => {
+                self.tickets.clear();
+                self.progress = None;
+                if matches!(self.model, ModelStatus::Ready { .. } | ModelStatus::Loading(_)) {
+                    let path = self.model_override.clone().or(self.settings.model_dir.clone()).unwrap_or_default();
+                    self.model = ModelStatus::Failed { path, error: "the scoring worker stopped".into() };
+                    self.log(Level::Error, "the scoring worker stopped; apply the model settings to start it again");
+                }
+            }
         }
     }
 
@@ -848,8 +941,8 @@ impl App {
 
     fn on_full_image(&mut self, event: FullImageEvent) {
         match event {
-            FullImageEvent::Ready { content_hash, pixels } => {
-                self.textures.queue(TextureKey::Full(content_hash), pixels);
+            FullImageEvent::Ready { content_hash, image } => {
+                self.textures.queue_image(TextureKey::Full(content_hash), image);
             }
             FullImageEvent::Failed { content_hash, reason } => {
                 self.log(Level::Warning, reason.clone());
@@ -1073,7 +1166,8 @@ impl App {
         let index = index.min(self.view.len() - 1);
         let Some(id) = self.image_at(index) else { return };
         if extend {
-            let (lo, hi) = (self.anchor.min(index), self.anchor.max(index));
+            let anchor = self.anchor.min(self.view.len() - 1);
+            let (lo, hi) = (anchor.min(index), anchor.max(index));
             self.selected = self.view.entries[lo..=hi].iter().map(|e| e.image_id).collect();
         } else if toggle {
             if !self.selected.remove(&id) {
@@ -1086,6 +1180,7 @@ impl App {
             self.anchor = index;
         }
         self.cursor = index;
+        self.cursor_placed = true;
         self.scroll_to_cursor = true;
     }
 
@@ -1098,10 +1193,13 @@ impl App {
         if dropped.is_empty() {
             return;
         }
+        // Where a file drop lands is not always known (winit reports no pointer during a drag),
+        // so an image also reranks when the rerank box has the focus or the image is already in
+        // the library (adding it would do nothing).
         let on_prompt_box = match (pointer, self.prompt_box_rect) {
             (Some(pos), Some(rect)) => rect.expand(8.0).contains(pos),
             _ => false,
-        };
+        } || self.prompt_box_focused;
         for file in dropped {
             let path = file.path().to_path_buf();
             if path.as_os_str().is_empty() {
@@ -1111,7 +1209,9 @@ impl App {
             let is_txt = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("txt"));
             if is_txt {
                 self.commands.push(Command::ReadPrompt(PromptSource::TextFile(path)));
-            } else if has_image_extension(&path) && on_prompt_box {
+            } else if has_image_extension(&path)
+                && (on_prompt_box || self.folders.iter().any(|f| path.starts_with(&f.path)))
+            {
                 self.commands.push(Command::ReadPrompt(PromptSource::Image(path)));
             } else if has_image_extension(&path) {
                 if let Some(parent) = path.parent() {
@@ -1166,7 +1266,7 @@ impl App {
             } else if self.screen == Screen::Grid && consume(Key::ArrowDown, mods) {
                 Some(if c + cols < len { c + cols } else { c })
             } else if self.screen == Screen::Grid && consume(Key::ArrowUp, mods) {
-                Some(c.saturating_sub(cols).min(if c >= cols { c - cols } else { c }))
+                Some(if c >= cols { c - cols } else { c })
             } else if consume(Key::Home, mods) {
                 Some(0)
             } else if consume(Key::End, mods) {
@@ -1197,9 +1297,12 @@ impl App {
         if consume(Key::Delete, Modifiers::NONE) {
             self.commands.push(Command::AskTrash);
         }
-        if consume(Key::C, Modifiers::COMMAND | Modifiers::SHIFT) {
+        // The windowing layer turns Ctrl+C into a copy event (no key event); tests send the key.
+        let copy_event = ctx.input(|i| i.events.iter().any(|e| matches!(e, egui::Event::Copy)));
+        let shift_held = ctx.input(|i| i.modifiers.shift);
+        if consume(Key::C, Modifiers::COMMAND | Modifiers::SHIFT) || (copy_event && shift_held) {
             self.commands.push(Command::CopyPrompt);
-        } else if consume(Key::C, Modifiers::COMMAND) {
+        } else if consume(Key::C, Modifiers::COMMAND) || copy_event {
             self.commands.push(Command::CopyFiles);
         }
         if consume(Key::Slash, Modifiers::NONE) {
@@ -1292,6 +1395,7 @@ impl eframe::App for App {
         self.toasts_ui(&ctx);
 
         self.apply_commands(&ctx);
+        self.ask_groups_if_due(&ctx);
         self.want_params();
         self.settings_changed();
         self.save_settings_if_due(false);
@@ -1338,7 +1442,9 @@ impl App {
             })
             .map(|(content_hash, path)| Wanted { content_hash, path })
             .collect();
-        if !wanted.is_empty() {
+        let hashes: Vec<ContentHash> = wanted.iter().map(|w| w.content_hash.clone()).collect();
+        if !wanted.is_empty() && hashes != self.full_asked {
+            self.full_asked = hashes;
             full.want(wanted);
         }
     }

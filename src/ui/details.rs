@@ -118,6 +118,11 @@ impl App {
                     ui.add_space(4.0);
                 };
                 text_field(ui, "Prompt", params.prompt.clone());
+                if let Some(prompt) = params.prompt.as_deref().filter(|p| !p.trim().is_empty())
+                    && super::prompt_bar::prompt_chip_ui(ui, egui::Id::unique(("prompt-chip", entry.image_id)), prompt)
+                {
+                    self.commands.push(Command::Rerank(prompt.to_string()));
+                }
                 text_field(ui, "Negative", params.negative_prompt.clone());
                 egui::Grid::new("params").num_columns(2).striped(true).show(ui, |ui| {
                     let mut line = |name: &str, value: Option<String>| {

@@ -64,10 +64,14 @@ impl App {
             ui.horizontal(|ui| {
                 let yes = ui.button("Move to trash");
                 yes.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, "Move to trash"));
-                if yes.clicked() || ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                let cancel = ui.button("Cancel");
+                // Enter confirms unless another button (Cancel) has the keyboard focus.
+                let focus = ui.ctx().memory(|m| m.focused());
+                let enter = ui.input(|i| i.key_pressed(egui::Key::Enter)) && focus.is_none_or(|id| id == yes.id);
+                if yes.clicked() || enter {
                     self.commands.push(Command::Trash(items.clone()));
                 }
-                if ui.button("Cancel").clicked() {
+                if cancel.clicked() {
                     self.confirm_trash = None;
                 }
             });

@@ -8,7 +8,7 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::thread::JoinHandle;
 
 use crate::image_file::ContentHash;
-use crate::library::thumbnails::{Thumbnail, decode_for_display};
+use crate::library::thumbnails::decode_for_display;
 use crate::wake::{Waker, wake};
 
 /// The longest side decoded for the viewer: what GPUs (and wgpu's default limits) take as one
@@ -31,8 +31,8 @@ pub enum FullImageEvent {
     Ready {
         /// Its content.
         content_hash: ContentHash,
-        /// The pixels (longest side at most [`MAX_SIDE`]).
-        pixels: Arc<Thumbnail>,
+        /// The image, converted for upload on the decoding thread (longest side at most [`MAX_SIDE`]).
+        image: Arc<egui::ColorImage>,
     },
     /// It could not be decoded; the viewer says why.
     Failed {
@@ -106,7 +106,11 @@ fn decode_loop(inbox: &Receiver<Vec<Wanted>>, events: &Sender<FullImageEvent>, w
         }
         let next = queue.remove(0);
         let event = match decode_for_display(&next.path, MAX_SIDE) {
-            Ok(pixels) => FullImageEvent::Ready { content_hash: next.content_hash, pixels: Arc::new(pixels) },
+            Ok(pixels) => {
+                let size = [pixels.width as usize, pixels.height as usize];
+                let image = egui::ColorImage::from_rgba_unmultiplied(size, &pixels.rgba);
+                FullImageEvent::Ready { content_hash: next.content_hash, image: Arc::new(image) }
+            }
             Err(e) => FullImageEvent::Failed { content_hash: next.content_hash, reason: e.to_string() },
         };
         if events.send(event).is_err() {

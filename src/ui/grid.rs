@@ -93,8 +93,10 @@ impl App {
         let output = area.show_viewport(ui, |ui, viewport| {
             ui.set_height(total_rows as f32 * row_h);
             ui.set_width(width);
-            let first_row = (viewport.min.y / row_h).floor().max(0.0) as usize;
-            let last_row = ((viewport.max.y / row_h).ceil() as usize).min(total_rows);
+            // The viewport comes from last frame's offset: a view that shrank since may put it past
+            // the end, so both ends are clamped.
+            let last_row = ((viewport.max.y / row_h).ceil().max(0.0) as usize).min(total_rows);
+            let first_row = ((viewport.min.y / row_h).floor().max(0.0) as usize).min(last_row);
             let origin = ui.max_rect().min;
             for r in first_row..last_row {
                 for c in 0..cols {
@@ -107,7 +109,8 @@ impl App {
                     self.cell_ui(ui, index, rect, side);
                 }
             }
-            (first_row * cols)..(last_row * cols).min(n)
+            let end = (last_row * cols).min(n);
+            (first_row * cols).min(end)..end
         });
         ui.data_mut(|d| d.insert_temp(scroll_id, output.state.clamped_offset().y));
         let visible = output.inner;
@@ -311,8 +314,11 @@ impl App {
                     }
                 }
             });
-            let prompt = group.as_ref().map_or(key, |g| g.prompt.as_str());
-            ui.add(egui::Label::new(egui::RichText::new(prompt).italics()).wrap());
+            let prompt = group.as_ref().map_or(key, |g| g.prompt.as_str()).to_string();
+            ui.add(egui::Label::new(egui::RichText::new(&prompt).italics()).wrap());
+            if super::prompt_bar::prompt_chip_ui(ui, egui::Id::unique(("group-chip", key)), &prompt) {
+                self.commands.push(Command::Rerank(prompt.clone()));
+            }
             if let Some(group) = &group {
                 self.reward_strip_ui(ui, group);
             }

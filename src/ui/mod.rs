@@ -38,7 +38,8 @@ pub(crate) fn name_combo(response: &egui::Response, name: &str) {
 
 /// Opens the window and runs the app until it is closed.
 pub fn run(config: AppConfig) -> anyhow::Result<()> {
-    let saved = config.settings_path.as_deref().map(settings::load).map(|l| l.settings).unwrap_or_default();
+    // Only the window's place is read here; App::new loads (and reports a damaged file) for real.
+    let saved = config.settings_path.as_deref().and_then(settings::peek).unwrap_or_default();
     let mut viewport = egui::ViewportBuilder::default()
         .with_title("RewardLens")
         .with_app_id("rewardlens")

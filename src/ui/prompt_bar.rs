@@ -10,6 +10,23 @@ use super::app::{App, Command, Screen};
 use super::jobs::{DialogPurpose, PromptSource};
 use super::settings::{SortKey, THUMB_RANGE};
 
+/// A prompt being dragged inside the app (from the details panel or a group header) onto the
+/// rerank box: winit delivers no dropped text, so this is the in-app drag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptChip(pub String);
+
+/// A small chip that reranks by `prompt` when clicked or dragged onto the rerank box.
+pub(super) fn prompt_chip_ui(ui: &mut Ui, id: egui::Id, prompt: &str) -> bool {
+    let response = ui
+        .dnd_drag_source(id, PromptChip(prompt.to_string()), |ui| {
+            ui.add(egui::Label::new(egui::RichText::new("⤴ rerank by this").small()).sense(egui::Sense::click()))
+        })
+        .inner
+        .on_hover_text("Click, or drag onto the rerank box, to rank the view by this prompt");
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, "Rerank by this prompt"));
+    response.clicked()
+}
+
 impl App {
     pub(super) fn top_bar_ui(&mut self, ui: &mut Ui) {
         egui::Panel::top("top-bar").show(ui, |ui| {
@@ -46,6 +63,7 @@ impl App {
         let response = ui.add(edit);
         super::name_text_edit(&response, "Rerank by prompt");
         self.prompt_box_rect = Some(response.rect);
+        self.prompt_box_focused = response.has_focus();
         if std::mem::take(&mut self.focus_rerank) {
             response.request_focus();
         }
@@ -54,6 +72,16 @@ impl App {
         if entered || pasted {
             let text = self.prompt_input.clone();
             self.commands.push(if text.trim().is_empty() { Command::ClearRerank } else { Command::Rerank(text) });
+        }
+        if let Some(chip) = response.dnd_release_payload::<PromptChip>() {
+            self.commands.push(Command::Rerank(chip.0.clone()));
+        } else if response.dnd_hover_payload::<PromptChip>().is_some() {
+            ui.painter().rect_stroke(
+                response.rect.expand(2.0),
+                4.0,
+                egui::Stroke::new(2.0, ui.visuals().selection.stroke.color),
+                egui::StrokeKind::Outside,
+            );
         }
         if response.middle_clicked() {
             self.commands.push(Command::ReadPrompt(PromptSource::PrimarySelection));

@@ -195,6 +195,13 @@ pub fn load(path: &Path) -> Loaded {
     }
 }
 
+/// The settings at `path` if the file is there and whole, touching nothing (the window's place is
+/// needed before the app starts; [`load`] reports and sets aside a damaged file).
+pub fn peek(path: &Path) -> Option<Settings> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice::<Settings>(&bytes).ok().map(Settings::sanitized)
+}
+
 /// Writes the settings atomically (a temporary file renamed over the old one), so a crash or a
 /// full disk mid-write never leaves a half-written file.
 pub fn save(path: &Path, settings: &Settings) -> std::io::Result<()> {

@@ -124,10 +124,7 @@ impl App {
             }
         }
         if self.groups.len() > 200 {
-            ui.label(
-                egui::RichText::new(format!("… and {} more (filter by prompt to find one)", self.groups.len() - 200))
-                    .weak(),
-            );
+            ui.label(egui::RichText::new(format!("… and {} more groups", self.groups.len() - 200)).weak());
         }
     }
 

@@ -27,6 +27,23 @@ pub const UPLOAD_BUDGET: Duration = Duration::from_millis(4);
 /// Uploads waiting beyond this many drop the oldest (the user scrolled past them).
 const MAX_PENDING: usize = 512;
 
+/// Pixels waiting to be uploaded.
+enum Pixels {
+    /// Straight from a decoder (thumbnails: small, converted at upload).
+    Rgba(Arc<Thumbnail>),
+    /// Already converted off the UI thread (viewer images: large).
+    Color(Arc<ColorImage>),
+}
+
+impl Pixels {
+    fn bytes(&self) -> usize {
+        match self {
+            Pixels::Rgba(t) => t.rgba.len(),
+            Pixels::Color(c) => c.pixels.len() * 4,
+        }
+    }
+}
+
 struct Entry {
     texture: TextureHandle,
     bytes: usize,
@@ -36,7 +53,7 @@ struct Entry {
 /// Textures by key, capped by bytes.
 pub struct TextureCache {
     entries: HashMap<TextureKey, Entry>,
-    pending: VecDeque<(TextureKey, Arc<Thumbnail>)>,
+    pending: VecDeque<(TextureKey, Pixels)>,
     bytes: usize,
     cap_bytes: usize,
     frame: u64,
@@ -80,6 +97,15 @@ impl TextureCache {
 
     /// Queues pixels to become the texture for `key` (replacing any waiting for the same key).
     pub fn queue(&mut self, key: TextureKey, pixels: Arc<Thumbnail>) {
+        self.push(key, Pixels::Rgba(pixels));
+    }
+
+    /// Queues an image already converted for upload (large ones are converted off the UI thread).
+    pub fn queue_image(&mut self, key: TextureKey, image: Arc<ColorImage>) {
+        self.push(key, Pixels::Color(image));
+    }
+
+    fn push(&mut self, key: TextureKey, pixels: Pixels) {
         self.pending.retain(|(k, _)| k != &key);
         self.pending.push_back((key, pixels));
         while self.pending.len() > MAX_PENDING {
@@ -107,17 +133,22 @@ impl TextureCache {
     pub fn upload(&mut self, ctx: &egui::Context, budget: Duration) -> bool {
         let start = Instant::now();
         while let Some((key, pixels)) = self.pending.pop_back() {
-            let size = [pixels.width as usize, pixels.height as usize];
-            if pixels.rgba.len() != size[0] * size[1] * 4 {
-                continue;
-            }
-            let image = ColorImage::from_rgba_unmultiplied(size, &pixels.rgba);
+            let bytes = pixels.bytes();
+            let image: egui::ImageData = match pixels {
+                Pixels::Rgba(t) => {
+                    let size = [t.width as usize, t.height as usize];
+                    if t.rgba.len() != size[0] * size[1] * 4 {
+                        continue;
+                    }
+                    ColorImage::from_rgba_unmultiplied(size, &t.rgba).into()
+                }
+                Pixels::Color(c) => egui::ImageData::Color(c),
+            };
             let name = match &key {
                 TextureKey::Thumb(hash, side) => format!("thumb-{}-{side}", hash.as_str()),
                 TextureKey::Full(hash) => format!("full-{}", hash.as_str()),
             };
             let texture = ctx.load_texture(name, image, TextureOptions::LINEAR);
-            let bytes = pixels.rgba.len();
             if let Some(old) = self.entries.insert(key, Entry { texture, bytes, last_used: self.frame }) {
                 self.bytes -= old.bytes;
             }

@@ -293,3 +293,54 @@ fn no_model_a_corrupt_image_and_a_damaged_settings_file_each_say_so_and_the_app_
     h.get_by_label_contains("did not load");
     run_until(&mut h, "the images still listed", |app| app.view().len() == 7);
 }
+
+#[test]
+fn a_prompt_chip_dragged_onto_the_rerank_box_reranks_by_it() {
+    let fx = fixture(24);
+    let mut h = harness(fx.config.clone());
+    wait_scored(&mut h, 24);
+    // The details panel shows the cursor image's prompt with its chip.
+    run_until(&mut h, "the chip", |app| app.row(app.view().entries[0].image_id).is_some());
+    for _ in 0..20 {
+        h.step();
+        if h.query_by_label("Rerank by this prompt").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let prompt = h.state().row(h.state().view().entries[0].image_id).unwrap().prompt.clone().unwrap();
+    let from = h.get_by_label("Rerank by this prompt").rect().center();
+    let to = h.get_by_label("Rerank by prompt").rect().center();
+    h.hover_at(from);
+    h.step();
+    h.drag_at(from);
+    h.step();
+    for i in 1..=10 {
+        h.hover_at(from + (to - from) * (i as f32 / 10.0));
+        h.step();
+    }
+    h.drop_at(to);
+    h.step();
+    run_until(&mut h, "the rerank by the dragged prompt", |app| app.rerank().is_some_and(|r| r.prompt == prompt));
+}
+
+#[test]
+fn the_app_renders_with_wgpu_on_a_software_adapter() {
+    let mut fx = fixture(0);
+    fx.config.folders.clear();
+    fx.config.model = None;
+    let config = fx.config.clone();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1000.0, 700.0))
+        .wgpu()
+        .build_eframe(move |cc| App::new(cc, config).unwrap());
+    run_until(&mut h, "the library opened", |app| app.view_settled());
+    h.step();
+    let image = h.render().expect("a wgpu adapter (Mesa's llvmpipe or lavapipe will do)");
+    assert_eq!((image.width(), image.height()), (1000, 700));
+    // Not one flat colour: panels, text and the drop zone are drawn.
+    let first = image.get_pixel(0, 0).0;
+    let differing = image.pixels().filter(|p| p.0 != first).count();
+    assert!(differing > 10_000, "{differing} pixels differ from the corner");
+    h.get_by_label("Welcome to RewardLens");
+}
