@@ -32,6 +32,9 @@ pub const EVENT_BUDGET: Duration = Duration::from_millis(8);
 /// Messages kept for the log panel; the oldest tenth goes when it is full.
 pub const MAX_MESSAGES: usize = 10_000;
 
+/// Rows held before the far ones are dropped (a row is a few hundred bytes).
+const MAX_ROWS: usize = 20_000;
+
 /// How long a toast stays.
 pub const TOAST_SECS: f32 = 6.0;
 
@@ -605,6 +608,15 @@ impl App {
     /// Asks for rows the screen needs that are missing or older than the last change.
     pub(super) fn want_rows(&mut self, range: std::ops::Range<usize>) {
         let end = range.end.min(self.view.len());
+        if self.rows.len() > MAX_ROWS {
+            // A long scroll has fetched rows far behind: keep those near the screen and the
+            // selection, so memory stays bounded however far the user scrolls.
+            let keep_from = range.start.min(end).saturating_sub(MAX_ROWS / 4);
+            let keep_to = (end + MAX_ROWS / 4).min(self.view.len());
+            let near: HashSet<i64> = self.view.entries[keep_from..keep_to].iter().map(|e| e.image_id).collect();
+            let selected = &self.selected;
+            self.rows.retain(|id, _| near.contains(id) || selected.contains(id));
+        }
         let ids: Vec<i64> = self.view.entries[range.start.min(end)..end]
             .iter()
             .map(|e| e.image_id)

@@ -142,6 +142,13 @@ impl App {
                     let size = params.width.zip(params.height).or(row.width.zip(row.height));
                     line("Size", size.map(|(w, h)| format!("{w}×{h}")));
                 });
+                if !params.raw.is_empty() {
+                    let copy = ui.small_button("Copy all parameters");
+                    copy.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, "Copy all parameters"));
+                    if copy.on_hover_text("The metadata text exactly as the generator wrote it").clicked() {
+                        ui.ctx().copy_text(params.raw.clone());
+                    }
+                }
             }
         }
     }
