@@ -32,6 +32,9 @@ pub const EVENT_BUDGET: Duration = Duration::from_millis(8);
 /// Messages kept for the log panel; the oldest tenth goes when it is full.
 pub const MAX_MESSAGES: usize = 10_000;
 
+/// Prompt groups whose best image's thumbnail the sidebar shows.
+pub const SIDEBAR_GROUP_THUMBS: usize = 60;
+
 /// Rows held before the far ones are dropped (a row is a few hundred bytes).
 const MAX_ROWS: usize = 20_000;
 
@@ -617,9 +620,12 @@ impl App {
             let selected = &self.selected;
             self.rows.retain(|id, _| near.contains(id) || selected.contains(id));
         }
+        // The best image of each prompt group listed in the sidebar rides along (its thumbnail).
+        let group_bests = self.groups.iter().take(SIDEBAR_GROUP_THUMBS).filter_map(|g| g.best_image_id);
         let ids: Vec<i64> = self.view.entries[range.start.min(end)..end]
             .iter()
             .map(|e| e.image_id)
+            .chain(group_bests)
             .filter(|id| self.rows.get(id).is_none_or(|(epoch, _)| *epoch < self.rows_epoch))
             .collect();
         if ids.is_empty() || ids == self.rows_asked {

@@ -27,6 +27,20 @@ pub(super) fn prompt_chip_ui(ui: &mut Ui, id: egui::Id, prompt: &str) -> bool {
     response.clicked()
 }
 
+/// A checkbox that turns a reward bound on (at 0) or off, and its value; whether it changed.
+fn reward_bound_ui(ui: &mut Ui, label: &str, bound: &mut Option<f64>) -> bool {
+    let mut on = bound.is_some();
+    let mut changed = false;
+    if ui.checkbox(&mut on, label).changed() {
+        *bound = on.then_some(0.0);
+        changed = true;
+    }
+    if let Some(value) = bound {
+        changed |= ui.add(egui::DragValue::new(value).speed(0.05).range(-5.0..=5.0).fixed_decimals(2)).changed();
+    }
+    changed
+}
+
 impl App {
     pub(super) fn top_bar_ui(&mut self, ui: &mut Ui) {
         egui::Panel::top("top-bar").show(ui, |ui| {
@@ -195,22 +209,8 @@ impl App {
             }
         });
         super::name_combo(&status_combo.response, "Scoring status");
-        let mut min_on = self.query.filter.min_score.is_some();
-        if ui.checkbox(&mut min_on, "reward ≥").changed() {
-            self.query.filter.min_score = min_on.then_some(0.0);
-            changed = true;
-        }
-        if let Some(min) = &mut self.query.filter.min_score {
-            changed |= ui.add(egui::DragValue::new(min).speed(0.05).range(-5.0..=5.0).fixed_decimals(2)).changed();
-        }
-        let mut max_on = self.query.filter.max_score.is_some();
-        if ui.checkbox(&mut max_on, "≤").changed() {
-            self.query.filter.max_score = max_on.then_some(0.0);
-            changed = true;
-        }
-        if let Some(max) = &mut self.query.filter.max_score {
-            changed |= ui.add(egui::DragValue::new(max).speed(0.05).range(-5.0..=5.0).fixed_decimals(2)).changed();
-        }
+        changed |= reward_bound_ui(ui, "reward ≥", &mut self.query.filter.min_score);
+        changed |= reward_bound_ui(ui, "≤", &mut self.query.filter.max_score);
         if changed {
             self.commands.push(Command::RefreshView);
         }

@@ -7,6 +7,7 @@ use crate::library::views::ScoreStatus;
 
 use super::app::{App, Command, Screen};
 use super::jobs::DialogPurpose;
+use super::textures::TextureKey;
 
 impl App {
     pub(super) fn sidebar_ui(&mut self, ui: &mut Ui) {
@@ -95,15 +96,39 @@ impl App {
         }
         let current = self.query.filter.prompt_group.clone();
         let groups = self.groups.iter().take(200).cloned().collect::<Vec<_>>();
-        for group in groups {
-            let mut title: String = group.prompt.chars().take(28).collect();
-            if group.prompt.chars().count() > 28 {
+        let side = self.thumb_side(ui.ctx().pixels_per_point());
+        let bests: Vec<i64> =
+            groups.iter().take(super::app::SIDEBAR_GROUP_THUMBS).filter_map(|g| g.best_image_id).rev().collect();
+        self.want_thumbnails(&bests, side);
+        for (index, group) in groups.into_iter().enumerate() {
+            let mut title: String = group.prompt.chars().take(22).collect();
+            if group.prompt.chars().count() > 22 {
                 title.push('…');
             }
             let best = group.best_reward.map_or_else(|| "–".to_string(), |b| format!("{b:+.2}"));
             let on = current.as_deref() == Some(group.group_key.as_str());
+            let best_hash = group
+                .best_image_id
+                .filter(|_| index < super::app::SIDEBAR_GROUP_THUMBS)
+                .and_then(|id| self.row(id))
+                .and_then(|r| r.content_hash.clone());
+            let texture = best_hash.and_then(|h| self.textures.get(&TextureKey::Thumb(h, side)));
             let response = ui
                 .horizontal(|ui| {
+                    // The group's best image, small; a blank square keeps the titles aligned.
+                    let (rect, _) = ui.allocate_exact_size(egui::vec2(22.0, 22.0), egui::Sense::hover());
+                    match &texture {
+                        Some(t) => {
+                            let size = t.size_vec2();
+                            let scale = (rect.width() / size.x).min(rect.height() / size.y);
+                            let shown = egui::Rect::from_center_size(rect.center(), size * scale);
+                            let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+                            ui.painter().image(t.id(), shown, uv, egui::Color32::WHITE);
+                        }
+                        None => {
+                            ui.painter().rect_filled(rect, 3.0, ui.visuals().faint_bg_color);
+                        }
+                    }
                     let r = ui.selectable_label(on, title);
                     ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                         ui.label(egui::RichText::new(format!("{} · {best}", group.images)).weak().small());
