@@ -752,24 +752,25 @@ impl App {
         let start = Instant::now();
         let mut more = false;
         loop {
+            // One event from each worker per round, so none starves the others.
             let mut any = false;
             if let Ok(event) = self.backends.library_events.try_recv() {
                 self.on_library(event);
                 any = true;
             }
-            if let Some(event) = self.backends.watch_events.as_ref().and_then(|r| r.try_recv().ok()) {
+            if let Some(event) = next(&self.backends.watch_events) {
                 self.on_watch(event);
                 any = true;
             }
-            if let Some(event) = self.backends.scoring_events.as_ref().and_then(|r| r.try_recv().ok()) {
+            if let Some(event) = next(&self.backends.scoring_events) {
                 self.on_scoring(event);
                 any = true;
             }
-            if let Some(event) = self.backends.thumb_events.as_ref().and_then(|r| r.try_recv().ok()) {
+            if let Some(event) = next(&self.backends.thumb_events) {
                 self.on_thumbnail(event);
                 any = true;
             }
-            if let Some(event) = self.backends.full_events.as_ref().and_then(|r| r.try_recv().ok()) {
+            if let Some(event) = next(&self.backends.full_events) {
                 self.on_full_image(event);
                 any = true;
             }
@@ -1054,7 +1055,8 @@ impl App {
                 self.rerank = Some(Rerank { prompt });
                 self.cursor = 0;
                 self.scroll_to_cursor = true;
-                self.query = self.build_query();
+                self.refresh_view();
+                self.refresh_groups();
                 if let Some(worker) = &self.backends.scoring {
                     match worker.score_view(self.query.clone(), Priority::View, true) {
                         Ok(ticket) => {
@@ -1063,7 +1065,6 @@ impl App {
                         Err(e) => self.log(Level::Error, format!("cannot rerank: {e}")),
                     }
                 }
-                return true;
             }
             Command::ClearRerank => {
                 let running = self.rerank_progress().is_some();
@@ -1493,6 +1494,11 @@ impl App {
             thumbs.set_generation(self.thumb_generation);
         }
     }
+}
+
+/// The next waiting event of a worker that may not have started.
+fn next<T>(events: &Option<std::sync::mpsc::Receiver<T>>) -> Option<T> {
+    events.as_ref().and_then(|r| r.try_recv().ok())
 }
 
 /// The time of day, `HH:MM:SS` (UTC: no time-zone database needed).

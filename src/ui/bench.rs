@@ -162,6 +162,7 @@ impl App {
     /// Advances the benchmark by one frame: measures, scrolls, switches phases, and closes the
     /// window at the end. `app_ms` is the app's own time in the previous frame.
     pub(super) fn bench_frame(&mut self, ctx: &egui::Context, max_offset: f32, app_ms: f64, cpu_ms: f64) {
+        let side = self.thumb_side(ctx.pixels_per_point());
         let Some(bench) = &mut self.bench else { return };
         let now = Instant::now();
         let interval = bench.last_frame.map(|t| now.duration_since(t).as_secs_f64() * 1000.0);
@@ -178,7 +179,7 @@ impl App {
                             let hash = row.content_hash.clone();
                             hash.is_some_and(|h| {
                                 self.thumb_failures.contains_key(&h)
-                                    || self.textures.has(&super::textures::TextureKey::Thumb(h, 256))
+                                    || self.textures.has(&super::textures::TextureKey::Thumb(h, side))
                             })
                         })
                     });

@@ -53,9 +53,7 @@ impl App {
         let modal = egui::Modal::new(egui::Id::unique("confirm-trash")).show(ctx, |ui| {
             ui.set_max_width(420.0);
             let what = match items.as_slice() {
-                [one] => {
-                    one.path.file_name().map_or_else(|| one.path.display().to_string(), |n| n.to_string_lossy().into())
-                }
+                [one] => super::file_label(&one.path),
                 many => format!("{} images", many.len()),
             };
             ui.heading(format!("Move {what} to the trash?"));

@@ -40,7 +40,7 @@ pub fn rating_dots(rating: u8) -> String {
 
 /// The file name of a row, for labels and accessibility names.
 pub fn file_name(row: &SlimRow) -> String {
-    row.path.file_name().map_or_else(|| row.path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    super::file_label(&row.path)
 }
 
 impl App {
@@ -204,8 +204,10 @@ impl App {
             painter.text(image_rect.left_top() + vec2(4.0, 4.0), Align2::LEFT_TOP, "missing", small.clone(), weak);
         }
         self.cell_label(&painter, &row, entry, index, rect, scoring_failure.as_deref());
-        let hover = cell_tooltip(&row, scoring_failure.as_deref().or(failed_thumb.as_deref()));
-        response.on_hover_text_at_pointer(hover);
+        if hovered {
+            let hover = cell_tooltip(&row, scoring_failure.as_deref().or(failed_thumb.as_deref()));
+            response.on_hover_text_at_pointer(hover);
+        }
     }
 
     /// "top 3 %", or "top 1 of N" for the best image of a prompt group ranked by reward.

@@ -198,7 +198,7 @@ impl Runner {
     fn read_prompt(&mut self, source: PromptSource) -> JobEvent {
         match source {
             PromptSource::TextFile(path) => {
-                JobEvent::Prompt { from: display_name(&path), result: read_text_prompt(&path) }
+                JobEvent::Prompt { from: super::file_label(&path), result: read_text_prompt(&path) }
             }
             PromptSource::Image(path) => {
                 let result = match read_generation_params(&path) {
@@ -209,7 +209,7 @@ impl Runner {
                     Ok(None) => Err(format!("{} carries no prompt in its metadata", path.display())),
                     Err(e) => Err(e.to_string()),
                 };
-                JobEvent::Prompt { from: display_name(&path), result }
+                JobEvent::Prompt { from: super::file_label(&path), result }
             }
             PromptSource::PrimarySelection => {
                 JobEvent::Prompt { from: "the selection".into(), result: self.primary_selection() }
@@ -280,11 +280,6 @@ fn read_text_prompt(path: &Path) -> Result<String, String> {
         return Err(format!("{} is empty", path.display()));
     }
     Ok(text.to_string())
-}
-
-/// A file's name for messages.
-fn display_name(path: &Path) -> String {
-    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]

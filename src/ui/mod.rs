@@ -23,6 +23,11 @@ pub use app::{App, Command, Level, ModelStatus, Screen};
 pub use backends::AppConfig;
 pub use dialogs::SHORTCUTS;
 
+/// A path's last part, for labels and messages (the whole path when it has none, as `/`).
+pub(crate) fn file_label(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
 /// Gives a text field its accessible name (screen readers and kittest find it by this).
 pub(crate) fn name_text_edit(response: &egui::Response, name: &str) {
     response.widget_info(|| egui::WidgetInfo {

@@ -58,10 +58,7 @@ impl App {
         }
         let folders = self.folders.clone();
         for folder in folders {
-            let name = folder
-                .path
-                .file_name()
-                .map_or_else(|| folder.path.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let name = super::file_label(&folder.path);
             let (state, hint) = if let Some((done, total)) = self.scans.get(&folder.path) {
                 (format!("↻ {done}/{total}"), "scanning")
             } else if !folder.present {

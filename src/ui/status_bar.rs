@@ -105,7 +105,7 @@ impl App {
     fn folder_status_ui(&self, ui: &mut Ui) {
         if let Some((folder, (done, total))) = self.scans.iter().next() {
             ui.spinner();
-            let name = folder.file_name().map_or_else(|| folder.display().to_string(), |n| n.to_string_lossy().into());
+            let name = super::file_label(folder);
             ui.label(format!("scanning {name} {done}/{total}"));
             return;
         }
