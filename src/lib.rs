@@ -9,6 +9,7 @@ pub mod disk_cache;
 pub mod image_file;
 pub mod library;
 pub mod model;
+pub mod priority;
 pub mod scoring;
 pub mod synthetic;
 pub mod ui;

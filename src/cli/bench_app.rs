@@ -93,6 +93,7 @@ pub fn run(count: usize, px: u32, frames: usize, model: &Path, dir: Option<&Path
         "resident memory after a full scroll (no model)",
         format!("{:.0} MiB", mib(report.rss_bytes as f64))
     );
+    println!("{:<44} {:>10}", "  of which anonymous (heap)", format!("{:.0} MiB", mib(report.rss_anon_bytes as f64)));
     println!(
         "{:<44} {:>10}",
         "textures held after the scroll",

@@ -70,6 +70,7 @@ fn run_in(
         embedding_cache: Some((dir.join("embeddings"), 64 << 30)),
         decode_threads: cores,
         waker: None,
+        background: false,
     };
     let (worker, events) = ScoringWorker::start(config).context("cannot start the scoring worker")?;
     wait_for_model(&events).with_context(|| format!("cannot load the model from {}", model.display()))?;

@@ -216,6 +216,7 @@ fn score_missing(
         embedding_cache: args.cache_dir.clone().or_else(EmbeddingCache::default_root).map(|root| (root, CACHE_BYTES)),
         decode_threads: cores,
         waker: None,
+        background: false,
     };
     let (worker, events) = ScoringWorker::start(config).context("cannot start the scoring worker")?;
     let model_id =

@@ -105,6 +105,7 @@ fn worker_config(args: &ScoreArgs) -> anyhow::Result<WorkerConfig> {
         embedding_cache: cache,
         decode_threads: cores,
         waker: None,
+        background: false,
     })
 }
 

@@ -239,16 +239,28 @@ impl Shared {
 /// A read as the thread receives it.
 #[derive(Debug)]
 enum ReadRequest {
-    View(ViewQuery),
-    Rows { ids: Vec<i64>, query: ViewQuery },
-    Groups { by: GroupBy, query: ViewQuery },
-    Params { image_id: i64 },
+    /// A view, and the rows of the positions `head` in it (empty: none).
+    View {
+        query: ViewQuery,
+        head: std::ops::Range<usize>,
+    },
+    Rows {
+        ids: Vec<i64>,
+        query: ViewQuery,
+    },
+    Groups {
+        by: GroupBy,
+        query: ViewQuery,
+    },
+    Params {
+        image_id: i64,
+    },
 }
 
 impl ReadRequest {
     fn kind(&self) -> ReadKind {
         match self {
-            ReadRequest::View(_) => ReadKind::View,
+            ReadRequest::View { .. } => ReadKind::View,
             ReadRequest::Rows { .. } => ReadKind::Rows,
             ReadRequest::Groups { by: GroupBy::Prompt, .. } => ReadKind::Groups,
             ReadRequest::Groups { by: GroupBy::Checkpoint, .. } => ReadKind::Leaderboard,
@@ -304,8 +316,12 @@ impl LibraryService {
             next_check: Instant::now() + CHANGE_POLL,
             check_failing: false,
             running: false,
+            follow_up: None,
         };
-        let thread = std::thread::Builder::new().name(THREAD_NAME.to_string()).spawn(move || service.run(&inbox))?;
+        let thread = std::thread::Builder::new().name(THREAD_NAME.to_string()).spawn(move || {
+            crate::priority::set_current_thread_priority(crate::priority::Priority::Service);
+            service.run(&inbox);
+        })?;
         Ok((Self { commands, shared, thread: Some(thread) }, receiver))
     }
 
@@ -324,7 +340,14 @@ impl LibraryService {
 
     /// Asks for a view; answered by [`LibraryEvent::View`] unless a newer view is asked for first.
     pub fn view(&self, query: ViewQuery) -> Generation {
-        self.read(ReadRequest::View(query))
+        self.read(ReadRequest::View { query, head: 0..0 })
+    }
+
+    /// Asks for a view as [`LibraryService::view`] does, and for the rows of its positions `head`
+    /// right after it (a [`LibraryEvent::Rows`] following the view): the screen the view lands on
+    /// gets its cells without another round trip.
+    pub fn view_with_rows(&self, query: ViewQuery, head: std::ops::Range<usize>) -> Generation {
+        self.read(ReadRequest::View { query, head })
     }
 
     /// Asks for the rows of these images (the cells on screen), with the rewards `query` shows;
@@ -433,6 +456,8 @@ struct ServiceThread {
     check_failing: bool,
     /// Set once the thread runs, so `Stopped` is sent only by a thread that started.
     running: bool,
+    /// Rows that follow the view just answered ([`LibraryService::view_with_rows`]).
+    follow_up: Option<LibraryEvent>,
 }
 
 impl ServiceThread {
@@ -581,6 +606,7 @@ impl ServiceThread {
             return;
         }
         let answer = self.answer(generation, request);
+        let follow_up = self.follow_up.take();
         let stats = &self.shared.stats;
         if self.shared.is_stale(kind, generation) {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -588,7 +614,12 @@ impl ServiceThread {
         }
         stats.answered.fetch_add(1, Ordering::Relaxed);
         match answer {
-            Ok(event) => self.emit(event),
+            Ok(event) => {
+                self.emit(event);
+                if let Some(rows) = follow_up {
+                    self.emit(rows);
+                }
+            }
             Err(error) => {
                 self.emit(LibraryEvent::Failed { what: Operation::Read { kind, generation }, error: Arc::new(error) })
             }
@@ -596,9 +627,20 @@ impl ServiceThread {
     }
 
     fn answer(&mut self, generation: Generation, request: Box<ReadRequest>) -> Result<LibraryEvent, StoreError> {
+        let rows_generation = self.shared.latest[ReadKind::Rows.index()].load(Ordering::Relaxed);
+        let mut follow_up = None;
         let store = self.store()?;
-        Ok(match *request {
-            ReadRequest::View(query) => LibraryEvent::View { generation, view: Arc::new(store.view(&query)?) },
+        let event = match *request {
+            ReadRequest::View { query, head } => {
+                let view = store.view(&query)?;
+                let end = head.end.min(view.len());
+                if head.start < end {
+                    let ids: Vec<i64> = view.entries[head.start..end].iter().map(|e| e.image_id).collect();
+                    follow_up =
+                        Some(LibraryEvent::Rows { generation: rows_generation, rows: store.slim_rows(&ids, &query)? });
+                }
+                LibraryEvent::View { generation, view: Arc::new(view) }
+            }
             ReadRequest::Rows { ids, query } => LibraryEvent::Rows { generation, rows: store.slim_rows(&ids, &query)? },
             ReadRequest::Groups { by: GroupBy::Prompt, query } => {
                 LibraryEvent::Groups { generation, groups: GroupsAnswer::Prompt(store.prompt_groups(&query)?) }
@@ -610,7 +652,9 @@ impl ServiceThread {
             ReadRequest::Params { image_id } => {
                 LibraryEvent::Params { generation, image_id, params: store.image_params(image_id)?.map(Box::new) }
             }
-        })
+        };
+        self.follow_up = follow_up;
+        Ok(event)
     }
 }
 
@@ -764,6 +808,26 @@ mod tests {
         assert_eq!(rows_answer(&events)[0].reward, Some(-0.5));
         service.stop();
         assert!(matches!(drain(&events).last(), Some(LibraryEvent::Stopped)));
+    }
+
+    #[test]
+    fn a_view_with_rows_sends_the_rows_of_its_head_right_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, ids) = library(&dir);
+        let (service, events) = LibraryService::start(&db, None).unwrap();
+        // Positions past the end are cut to the view.
+        service.view_with_rows(query(), 1..10);
+        let (_, view) = view_answer(&events);
+        assert_eq!(view.len(), 3);
+        let next = events.recv_timeout(PATIENCE).unwrap();
+        let LibraryEvent::Rows { rows, .. } = next else { panic!("rows do not follow the view: {next:?}") };
+        assert_eq!(rows.iter().map(|r| r.image_id).collect::<Vec<_>>(), ids[1..].to_vec());
+        assert_eq!(rows[0].reward, Some(1.0), "the rows carry the view's rewards");
+        // A plain view brings no rows.
+        service.view(query());
+        view_answer(&events);
+        service.stop();
+        assert!(drain(&events).iter().all(|e| !matches!(e, LibraryEvent::Rows { .. })));
     }
 
     #[test]

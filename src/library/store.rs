@@ -142,6 +142,11 @@ const MIGRATIONS: &[&str] = &[
 /// saves a copy per page read.
 pub(crate) const CACHE_PRAGMAS: &str = "PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;";
 
+/// Cache settings of a background connection (watcher, scoring worker, errands): an 8 MiB page
+/// cache and no memory map, so a process with several connections holds the file's pages once
+/// (each connection's map would count them again) and the views' connection keeps its speed.
+const BACKGROUND_CACHE_PRAGMAS: &str = "PRAGMA cache_size = -8192; PRAGMA mmap_size = 0;";
+
 /// The `meta` key naming the model the library was last scored with.
 const LAST_MODEL_KEY: &str = "last_model_id";
 
@@ -316,6 +321,17 @@ pub(crate) fn path_text(path: &Path) -> Result<&str, StoreError> {
 impl Store {
     /// Opens (creating and migrating as needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, CACHE_PRAGMAS)
+    }
+
+    /// Opens the database for a background thread of a process that has its own connection for
+    /// views: same file and schema, a small cache and no memory map (see
+    /// [`BACKGROUND_CACHE_PRAGMAS`]).
+    pub fn open_background(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, BACKGROUND_CACHE_PRAGMAS)
+    }
+
+    fn open_with(path: &Path, cache_pragmas: &str) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(|source| StoreError::CreateDir { path: parent.to_path_buf(), source })?;
@@ -333,7 +349,7 @@ impl Store {
             .conn
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(sql_err)?;
-        store.conn.execute_batch(CACHE_PRAGMAS).map_err(sql_err)?;
+        store.conn.execute_batch(cache_pragmas).map_err(sql_err)?;
         store.migrate()?;
         Ok(store)
     }
@@ -841,6 +857,20 @@ mod tests {
             prompt_key: Some("a cat".to_string()),
             ..ImageRecord::default()
         }
+    }
+
+    #[test]
+    fn a_background_connection_maps_nothing_and_keeps_a_small_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lib.sqlite3");
+        let pragma = |store: &Store, name: &str| -> i64 {
+            store.conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0)).unwrap()
+        };
+        let views = Store::open(&path).unwrap();
+        assert_eq!((pragma(&views, "cache_size"), pragma(&views, "mmap_size")), (-65536, 268_435_456));
+        let background = Store::open_background(&path).unwrap();
+        assert_eq!((pragma(&background, "cache_size"), pragma(&background, "mmap_size")), (-8192, 0));
+        assert_eq!(background.user_version().unwrap(), SCHEMA_VERSION);
     }
 
     #[test]

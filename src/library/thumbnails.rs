@@ -301,11 +301,10 @@ impl Thumbnailer {
             let cache = Arc::clone(&cache);
             let sender: Sender<ThumbnailEvent> = sender.clone();
             let waker = waker.clone();
-            handles.push(
-                std::thread::Builder::new()
-                    .name(format!("rewardlens-thumb-{i}"))
-                    .spawn(move || work(&shared, &cache, &sender, waker.as_ref()))?,
-            );
+            handles.push(std::thread::Builder::new().name(format!("rewardlens-thumb-{i}")).spawn(move || {
+                crate::priority::set_current_thread_priority(crate::priority::Priority::Service);
+                work(&shared, &cache, &sender, waker.as_ref());
+            })?);
         }
         Ok((Self { shared, threads: handles }, receiver))
     }

@@ -171,7 +171,7 @@ impl LibraryWatcher {
         folders: Vec<PathBuf>,
         options: WatchOptions,
     ) -> Result<(Self, Receiver<WatchEvent>), WatchError> {
-        let store = Store::open(db)?;
+        let store = Store::open_background(db)?;
         let (inbox, inputs) = channel();
         let fs_inbox = inbox.clone();
         let debouncer = new_debouncer(options.debounce, None, move |result: DebounceEventResult| {
@@ -190,9 +190,11 @@ impl LibraryWatcher {
             stop: Arc::clone(&stop),
             poll_now: false,
         };
-        let thread = std::thread::Builder::new()
-            .name("rewardlens-watch".to_string())
-            .spawn(move || state.run(&inputs, folders))?;
+        let thread = std::thread::Builder::new().name("rewardlens-watch".to_string()).spawn(move || {
+            // Scans and rescans are background work: the UI (and its first frame) comes first.
+            crate::priority::lower_current_thread_priority();
+            state.run(&inputs, folders);
+        })?;
         Ok((Self { inbox, stop, thread: Some(thread) }, receiver))
     }
 

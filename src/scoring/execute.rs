@@ -84,9 +84,15 @@ struct RunState {
 impl Executor {
     /// Sets up the decode pool; the model is loaded on the worker thread by [`Executor::run`].
     pub fn new(config: WorkerConfig, events: Sender<ScoringEvent>, shared: Arc<Shared>) -> std::io::Result<Self> {
+        let background = config.background;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.decode_threads.max(1))
             .thread_name(|i| format!("rewardlens-decode-{i}"))
+            .start_handler(move |_| {
+                if background {
+                    crate::priority::lower_current_thread_priority();
+                }
+            })
             .build()
             .map_err(std::io::Error::other)?;
         Ok(Self { events, shared, config, pool })
@@ -142,7 +148,7 @@ impl Executor {
     /// The worker thread's body: until stopped, take commands, feed the decode pool, collect
     /// prepared images and run the batches the scheduler plans.
     pub fn run(self, inbox: &Receiver<Command>) {
-        let store = self.config.db.as_ref().and_then(|db| match Store::open(db) {
+        let store = self.config.db.as_ref().and_then(|db| match Store::open_background(db) {
             Ok(store) => Some(Arc::new(Mutex::new(store))),
             Err(e) => {
                 self.warn(WorkerWarning::StoreUnavailable { message: e.to_string() });

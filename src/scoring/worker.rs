@@ -33,6 +33,10 @@ pub struct WorkerConfig {
     pub decode_threads: usize,
     /// Run after events are sent (a UI repaints instead of polling).
     pub waker: Option<Waker>,
+    /// Run every thread of the worker (model, decoding, the model's own parallel work) at the
+    /// lowest CPU priority, so an interactive process stays fluid while it scores; a command-line
+    /// run leaves it off and gets its full share.
+    pub background: bool,
 }
 
 /// Work counters, readable at any time without a message round trip.
@@ -82,9 +86,23 @@ impl ScoringWorker {
         let (commands, inbox) = channel();
         let (events, receiver) = channel();
         let shared = Arc::new(Shared::default());
+        let background = config.background;
         let executor = Executor::new(config, events, Arc::clone(&shared))?;
-        let thread =
-            std::thread::Builder::new().name("rewardlens-scoring".to_string()).spawn(move || executor.run(&inbox))?;
+        let thread = if background {
+            // The model's parallel work runs on rayon; in a pool of our own, built at the lowest
+            // priority, it cannot land on threads shared with anything else.
+            let pool = rayon::ThreadPoolBuilder::new()
+                .thread_name(|i| format!("rewardlens-model-{i}"))
+                .start_handler(|_| crate::priority::lower_current_thread_priority())
+                .build()
+                .map_err(std::io::Error::other)?;
+            std::thread::Builder::new().name("rewardlens-scoring".to_string()).spawn(move || {
+                crate::priority::lower_current_thread_priority();
+                pool.install(move || executor.run(&inbox));
+            })?
+        } else {
+            std::thread::Builder::new().name("rewardlens-scoring".to_string()).spawn(move || executor.run(&inbox))?
+        };
         Ok((Self { commands, next_ticket: AtomicU64::new(1), shared, thread: Some(thread) }, receiver))
     }
 

@@ -44,6 +44,13 @@ pub const TOAST_SECS: f32 = 6.0;
 /// How often scrolling may re-aim the scoring of what is on screen.
 const VISIBLE_RESCORE: Duration = Duration::from_millis(150);
 
+/// Rows asked for with the first view, before the grid knows how many cells fit.
+const FIRST_SCREEN_ROWS: usize = 128;
+
+/// The shortest time between two view refreshes that follow library changes (a scoring run
+/// changes the library five times a second; each refresh re-reads the whole view).
+const VIEW_REFRESH: Duration = Duration::from_millis(500);
+
 /// The shortest time between two requests for prompt groups and the leaderboard.
 const GROUPS_REFRESH: Duration = Duration::from_millis(1500);
 
@@ -187,6 +194,9 @@ pub struct App {
     shown_query: Option<ViewQuery>,
     /// The viewer's last wish list, so it is sent only when it changes.
     full_asked: Vec<ContentHash>,
+    /// The library changed since the view was last asked for (throttled while scoring).
+    view_due: bool,
+    view_asked_at: Option<Instant>,
     /// Prompt groups and the leaderboard are due to be asked for again (throttled while scoring).
     groups_due: bool,
     groups_asked_at: Option<Instant>,
@@ -302,6 +312,8 @@ impl App {
             view_received: false,
             shown_query: None,
             full_asked: Vec::new(),
+            view_due: false,
+            view_asked_at: None,
             groups_due: true,
             groups_asked_at: None,
             rows: HashMap::new(),
@@ -556,8 +568,27 @@ impl App {
             self.new_thumbnail_generation();
         }
         self.query = query;
-        self.backends.library.view(self.query.clone());
+        // The rows of the screen the view lands on come with it (a guess until the grid has been
+        // laid out once: the top).
+        let head = if self.visible.is_empty() { 0..FIRST_SCREEN_ROWS } else { self.visible.clone() };
+        self.backends.library.view_with_rows(self.query.clone(), head);
         self.view_pending = true;
+        self.view_due = false;
+        self.view_asked_at = Some(Instant::now());
+    }
+
+    /// Refreshes the view after library changes, at most every [`VIEW_REFRESH`].
+    fn refresh_view_if_due(&mut self, ctx: &egui::Context) {
+        if !self.view_due {
+            return;
+        }
+        if let Some(at) = self.view_asked_at
+            && at.elapsed() < VIEW_REFRESH
+        {
+            ctx.request_repaint_after(VIEW_REFRESH - at.elapsed());
+            return;
+        }
+        self.refresh_view();
     }
 
     fn refresh_groups(&mut self) {
@@ -853,7 +884,7 @@ impl App {
             }
             LibraryEvent::Edited(_) => {}
             LibraryEvent::Changed => {
-                self.refresh_view();
+                self.view_due = true;
                 self.refresh_groups();
             }
             LibraryEvent::Failed { what, error } => self.log(Level::Error, format!("{what}: {error}")),
@@ -1388,7 +1419,6 @@ impl eframe::App for App {
         self.handle_drops(&ctx);
         self.handle_keys(&ctx);
         self.remember_window(&ctx);
-
         self.top_bar_ui(ui);
         self.status_bar_ui(ui);
         if self.log_open {
@@ -1412,8 +1442,8 @@ impl eframe::App for App {
         self.settings_window_ui(&ctx);
         self.confirm_trash_ui(&ctx);
         self.toasts_ui(&ctx);
-
         self.apply_commands(&ctx);
+        self.refresh_view_if_due(&ctx);
         self.ask_groups_if_due(&ctx);
         self.want_params();
         self.settings_changed();

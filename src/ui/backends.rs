@@ -173,6 +173,7 @@ impl Backends {
             embedding_cache: self.config.embedding_cache_dir.clone().map(|dir| (dir, embedding_cache_bytes)),
             decode_threads: 2,
             waker: Some(self.waker.clone()),
+            background: true,
         };
         let (worker, events) = ScoringWorker::start(config)?;
         self.scoring = Some(worker);

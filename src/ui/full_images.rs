@@ -60,9 +60,10 @@ impl FullImages {
     pub fn start(waker: Option<Waker>) -> std::io::Result<(Self, Receiver<FullImageEvent>)> {
         let (wishes, inbox) = channel::<Vec<Wanted>>();
         let (events, receiver) = channel();
-        let thread = std::thread::Builder::new()
-            .name("rewardlens-viewer".into())
-            .spawn(move || decode_loop(&inbox, &events, waker.as_ref()))?;
+        let thread = std::thread::Builder::new().name("rewardlens-viewer".into()).spawn(move || {
+            crate::priority::set_current_thread_priority(crate::priority::Priority::Service);
+            decode_loop(&inbox, &events, waker.as_ref());
+        })?;
         Ok((Self { wishes: Some(wishes), thread: Some(thread) }, receiver))
     }
 

@@ -245,7 +245,7 @@ impl Runner {
     fn trash(&mut self, items: Vec<TrashItem>) -> JobEvent {
         let (mut moved, mut failed) = (Vec::new(), Vec::new());
         if self.store.is_none() {
-            match Store::open(&self.db) {
+            match Store::open_background(&self.db) {
                 Ok(store) => self.store = Some(store),
                 Err(e) => {
                     let failed = items.into_iter().map(|i| (i.path, format!("library unavailable: {e}"))).collect();

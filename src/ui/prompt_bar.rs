@@ -113,6 +113,8 @@ impl App {
                     ui.add(
                         egui::ProgressBar::new(fraction)
                             .desired_width(170.0)
+                            // Fully rounded, an empty bar's fill is a disc over the first letter.
+                            .corner_radius(2.0)
                             .text(format!("reranking {done}/{total} · Esc stops")),
                     );
                 }

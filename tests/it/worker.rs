@@ -44,6 +44,7 @@ fn config(s: &Setup, batch: usize) -> WorkerConfig {
         embedding_cache: Some((s.cache.clone(), 1 << 30)),
         decode_threads: 2,
         waker: None,
+        background: false,
     }
 }
 
