@@ -11,9 +11,9 @@
 use std::collections::{HashSet, VecDeque};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 use image::{ImageEncoder, RgbaImage};
@@ -260,6 +260,44 @@ pub enum ThumbnailEvent {
         /// Why, naming the file.
         reason: String,
     },
+    /// The cache folder could not be opened ([`Thumbnailer::start_opening`]): no thumbnails this
+    /// session; says why once.
+    Unavailable(String),
+}
+
+/// Where the workers get their cache: given, or opened by the first worker to need it.
+enum CacheSource {
+    Ready(Arc<ThumbnailCache>),
+    Open {
+        dir: PathBuf,
+        cap_bytes: u64,
+        opened: OnceLock<Result<Arc<ThumbnailCache>, String>>,
+        /// Set by the worker that reported a failed open.
+        reported: AtomicBool,
+    },
+}
+
+impl CacheSource {
+    /// The cache, opening it on first use (other workers wait for that open); `None`, reported
+    /// once, when it cannot be opened.
+    fn get(&self, sender: &Sender<ThumbnailEvent>, waker: Option<&Waker>) -> Option<Arc<ThumbnailCache>> {
+        let (dir, cap_bytes, opened, reported) = match self {
+            Self::Ready(cache) => return Some(Arc::clone(cache)),
+            Self::Open { dir, cap_bytes, opened, reported } => (dir, *cap_bytes, opened, reported),
+        };
+        match opened.get_or_init(|| ThumbnailCache::open(dir, cap_bytes).map(Arc::new).map_err(|e| e.to_string())) {
+            Ok(cache) => Some(Arc::clone(cache)),
+            Err(e) => {
+                if !reported.swap(true, Ordering::Relaxed) {
+                    let _ = sender.send(ThumbnailEvent::Unavailable(format!("thumbnails are unavailable: {e}")));
+                    if let Some(waker) = waker {
+                        waker.wake();
+                    }
+                }
+                None
+            }
+        }
+    }
 }
 
 /// Work shared between the [`Thumbnailer`] handle and its threads.
@@ -290,6 +328,14 @@ impl Thumbnailer {
         threads: usize,
         waker: Option<Waker>,
     ) -> Result<(Self, Receiver<ThumbnailEvent>), std::io::Error> {
+        Self::start_with(Arc::new(CacheSource::Ready(cache)), threads, waker)
+    }
+
+    fn start_with(
+        source: Arc<CacheSource>,
+        threads: usize,
+        waker: Option<Waker>,
+    ) -> Result<(Self, Receiver<ThumbnailEvent>), std::io::Error> {
         let (sender, receiver) = channel();
         let shared = Arc::new((
             Mutex::new(Queue { requests: VecDeque::new(), in_flight: HashSet::new(), generation: 0, stopping: false }),
@@ -298,15 +344,30 @@ impl Thumbnailer {
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
             let shared = Arc::clone(&shared);
-            let cache = Arc::clone(&cache);
+            let source = Arc::clone(&source);
             let sender: Sender<ThumbnailEvent> = sender.clone();
             let waker = waker.clone();
             handles.push(std::thread::Builder::new().name(format!("rewardlens-thumb-{i}")).spawn(move || {
                 crate::priority::set_current_thread_priority(crate::priority::Priority::Service);
-                work(&shared, &cache, &sender, waker.as_ref());
+                if let Some(cache) = source.get(&sender, waker.as_ref()) {
+                    work(&shared, &cache, &sender, waker.as_ref());
+                }
             })?);
         }
         Ok((Self { shared, threads: handles }, receiver))
+    }
+
+    /// Starts `threads` workers that open the cache at `dir` themselves (counting an existing
+    /// cache's size walks every entry: never on the caller's, the UI's, thread). A cache that
+    /// cannot be opened is reported once as [`ThumbnailEvent::Unavailable`].
+    pub fn start_opening(
+        dir: PathBuf,
+        cap_bytes: u64,
+        threads: usize,
+        waker: Option<Waker>,
+    ) -> Result<(Self, Receiver<ThumbnailEvent>), std::io::Error> {
+        let source = CacheSource::Open { dir, cap_bytes, opened: OnceLock::new(), reported: AtomicBool::new(false) };
+        Self::start_with(Arc::new(source), threads, waker)
     }
 
     /// Asks for a thumbnail; the newest requests run first. A request already queued or running for
@@ -502,6 +563,30 @@ mod tests {
         let thumb = cache.get_or_create(&h("ee11"), &source, 256).unwrap();
         assert_eq!((thumb.width, thumb.height), (40, 40));
         assert_eq!(cache.decodes(), 1, "the damaged entry was made again");
+    }
+
+    #[test]
+    fn workers_open_the_cache_themselves_and_a_cache_that_cannot_open_is_said_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let good = tmp.path().join("g.png");
+        write_png(&good, 100, false);
+        let request = ThumbnailRequest { content_hash: h("1111"), path: good.clone(), side: 32, generation: 0 };
+        let (thumbs, events) = Thumbnailer::start_opening(tmp.path().join("c"), DEFAULT_CAP_BYTES, 2, None).unwrap();
+        thumbs.request(request.clone());
+        let event = events.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(matches!(event, ThumbnailEvent::Ready { thumbnail, .. } if thumbnail.width == 32));
+        drop(thumbs);
+        assert!(tmp.path().join("c").is_dir(), "the workers opened (created) the cache");
+
+        // A file where the folder should be: every worker fails to open, one says so.
+        let blocked = tmp.path().join("blocked");
+        std::fs::write(&blocked, b"").unwrap();
+        let (thumbs, events) = Thumbnailer::start_opening(blocked, DEFAULT_CAP_BYTES, 3, None).unwrap();
+        thumbs.request(request);
+        let event = events.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(matches!(&event, ThumbnailEvent::Unavailable(reason) if reason.contains("blocked")), "{event:?}");
+        drop(thumbs);
+        assert!(events.try_iter().next().is_none(), "said once, and nothing else came");
     }
 
     #[test]

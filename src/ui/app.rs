@@ -22,7 +22,7 @@ use crate::wake::Waker;
 
 use super::backends::{AppConfig, Backends};
 use super::full_images::{FullImageEvent, Wanted};
-use super::jobs::{DialogPurpose, JobEvent, PromptSource, TrashItem};
+use super::jobs::{DialogPurpose, JobEvent, PromptSource, SelectionAction, TrashItem};
 use super::settings::{self, Settings, SortKey, Theme};
 use super::textures::{TextureCache, TextureKey, UPLOAD_BUDGET};
 
@@ -629,14 +629,59 @@ impl App {
         self.image_at(self.cursor).and_then(|id| self.row(id))
     }
 
-    /// The rows the selection covers (the cursor's when nothing is selected).
-    fn selection_rows(&self) -> Vec<SlimRow> {
+    /// Does `action` on the selection (the cursor's image when nothing is selected): at once
+    /// when the app holds every selected row, else once the errand thread has read them (a
+    /// Shift+End selection can cover more images than the app keeps rows for).
+    fn on_selection(&mut self, action: SelectionAction) {
         let ids: Vec<i64> = if self.selected.is_empty() {
             self.image_at(self.cursor).into_iter().collect()
         } else {
             self.selected.iter().copied().collect()
         };
-        ids.iter().filter_map(|id| self.row(*id).cloned()).collect()
+        let rows: Vec<SlimRow> = ids.iter().filter_map(|id| self.row(*id).cloned()).collect();
+        if rows.len() == ids.len() {
+            self.do_on_rows(action, rows);
+        } else {
+            self.log(Level::Info, format!("reading {} selected images…", ids.len()));
+            self.backends.jobs.resolve_selection(action, ids, self.query.clone());
+        }
+    }
+
+    /// Does `action` on these rows.
+    fn do_on_rows(&mut self, action: SelectionAction, rows: Vec<SlimRow>) {
+        match action {
+            SelectionAction::ToggleFavorite => {
+                let make = !rows.iter().all(|r| r.favorite);
+                for row in rows {
+                    if let Some(hash) = row.content_hash {
+                        self.backends.library.set_favorite(hash, make);
+                    }
+                }
+            }
+            SelectionAction::Rate(overall) => {
+                for row in rows {
+                    if let Some(hash) = row.content_hash {
+                        self.backends.library.set_overall_rating(hash, overall);
+                    }
+                }
+            }
+            SelectionAction::AskTrash => {
+                let items: Vec<TrashItem> = rows
+                    .into_iter()
+                    .filter(|r| !r.missing)
+                    .map(|r| TrashItem { path: r.path, content_hash: r.content_hash })
+                    .collect();
+                if !items.is_empty() {
+                    self.confirm_trash = Some(items);
+                }
+            }
+            SelectionAction::CopyFiles => {
+                let paths: Vec<PathBuf> = rows.into_iter().map(|r| r.path).collect();
+                if !paths.is_empty() {
+                    self.backends.jobs.copy_files(paths);
+                }
+            }
+        }
     }
 
     /// Asks for rows the screen needs that are missing or older than the last change.
@@ -983,6 +1028,10 @@ impl App {
                 self.thumbs_asked.remove(&(content_hash.clone(), side));
                 self.textures.queue(TextureKey::Thumb(content_hash, side), thumbnail);
             }
+            ThumbnailEvent::Unavailable(reason) => {
+                self.log(Level::Error, reason);
+                self.backends.thumbs = None;
+            }
             ThumbnailEvent::Failed { content_hash, path: _, reason } => {
                 self.thumb_failures.insert(content_hash, reason);
             }
@@ -1025,6 +1074,10 @@ impl App {
                 }
                 self.refresh_view();
             }
+            JobEvent::SelectionResolved { action, rows } => match rows {
+                Ok(rows) => self.do_on_rows(action, rows),
+                Err(e) => self.log(Level::Error, format!("cannot read the selected images: {e}")),
+            },
             JobEvent::Copied(Ok(n)) => self.log(Level::Info, format!("copied {n} file(s) to the clipboard")),
             JobEvent::Copied(Err(e)) => self.log(Level::Warning, e),
             JobEvent::Picked { purpose, folder: Some(folder) } => match purpose {
@@ -1113,43 +1166,14 @@ impl App {
                 self.score_library();
                 return true;
             }
-            Command::ToggleFavorite => {
-                let rows = self.selection_rows();
-                let make = !rows.iter().all(|r| r.favorite);
-                for row in rows {
-                    if let Some(hash) = row.content_hash {
-                        self.backends.library.set_favorite(hash, make);
-                    }
-                }
-            }
-            Command::Rate(overall) => {
-                for row in self.selection_rows() {
-                    if let Some(hash) = row.content_hash {
-                        self.backends.library.set_overall_rating(hash, overall);
-                    }
-                }
-            }
-            Command::AskTrash => {
-                let items: Vec<TrashItem> = self
-                    .selection_rows()
-                    .into_iter()
-                    .filter(|r| !r.missing)
-                    .map(|r| TrashItem { path: r.path, content_hash: r.content_hash })
-                    .collect();
-                if !items.is_empty() {
-                    self.confirm_trash = Some(items);
-                }
-            }
+            Command::ToggleFavorite => self.on_selection(SelectionAction::ToggleFavorite),
+            Command::Rate(overall) => self.on_selection(SelectionAction::Rate(overall)),
+            Command::AskTrash => self.on_selection(SelectionAction::AskTrash),
             Command::Trash(items) => {
                 self.confirm_trash = None;
                 self.backends.jobs.trash(items);
             }
-            Command::CopyFiles => {
-                let paths: Vec<PathBuf> = self.selection_rows().into_iter().map(|r| r.path).collect();
-                if !paths.is_empty() {
-                    self.backends.jobs.copy_files(paths);
-                }
-            }
+            Command::CopyFiles => self.on_selection(SelectionAction::CopyFiles),
             Command::CopyPrompt => match self.cursor_row().and_then(|r| r.prompt.clone()) {
                 Some(prompt) => {
                     ctx.copy_text(prompt);

@@ -4,11 +4,10 @@
 //! each wakes the UI with a repaint when it sends.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
 use crate::library::query::{LibraryEvent, LibraryService};
-use crate::library::thumbnails::{ThumbnailCache, ThumbnailEvent, Thumbnailer};
+use crate::library::thumbnails::{ThumbnailEvent, Thumbnailer};
 use crate::library::watch::{LibraryWatcher, WatchEvent, WatchOptions};
 use crate::scoring::{ModelSpec, ScoringEvent, ScoringWorker, WorkerConfig};
 use crate::wake::Waker;
@@ -122,12 +121,12 @@ impl Backends {
                 (None, None)
             }
         };
-        let (thumbs, thumb_events) = match ThumbnailCache::open(&config.thumb_cache_dir, thumb_cache_bytes)
-            .map_err(|e| e.to_string())
-            .and_then(|cache| {
-                Thumbnailer::start(Arc::new(cache), config.thumb_threads, Some(waker.clone()))
-                    .map_err(|e| e.to_string())
-            }) {
+        let (thumbs, thumb_events) = match Thumbnailer::start_opening(
+            config.thumb_cache_dir.clone(),
+            thumb_cache_bytes,
+            config.thumb_threads,
+            Some(waker.clone()),
+        ) {
             Ok((t, e)) => (Some(t), Some(e)),
             Err(e) => {
                 problems.push(format!("thumbnails are unavailable: {e}"));

@@ -12,6 +12,7 @@ use crate::image_file::ContentHash;
 use crate::library::metadata::read_generation_params;
 use crate::library::store::Store;
 use crate::library::trash::move_to_trash;
+use crate::library::views::{SlimRow, ViewQuery};
 use crate::wake::{Waker, wake};
 
 use super::settings::{self, Settings};
@@ -45,8 +46,25 @@ pub struct TrashItem {
     pub content_hash: Option<ContentHash>,
 }
 
+/// What to do with the selected images once their rows are at hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectionAction {
+    /// Favorite them all, or unfavorite them when all are favorites.
+    ToggleFavorite,
+    /// Set (or clear) their overall rating.
+    Rate(Option<u8>),
+    /// Ask before moving them to the trash.
+    AskTrash,
+    /// Put them on the clipboard.
+    CopyFiles,
+}
+
+/// Ids read from the library per query when resolving a selection (under SQLite's parameter cap).
+const IDS_PER_READ: usize = 10_000;
+
 enum Job {
     SaveSettings(PathBuf, Box<Settings>),
+    ResolveSelection(SelectionAction, Vec<i64>, Box<ViewQuery>),
     ReadPrompt(PromptSource),
     Trash(Vec<TrashItem>),
     CopyFiles(Vec<PathBuf>),
@@ -74,6 +92,13 @@ pub enum JobEvent {
     },
     /// Files were put on the clipboard (as a file list), or why not.
     Copied(Result<usize, String>),
+    /// The rows of a selection larger than the app holds, for `action`; or why they could not be read.
+    SelectionResolved {
+        /// What the user asked for.
+        action: SelectionAction,
+        /// The selected images (those still in the library).
+        rows: Result<Vec<SlimRow>, String>,
+    },
     /// A folder dialog closed.
     Picked {
         /// What it was for.
@@ -134,6 +159,12 @@ impl Jobs {
         self.send(Job::CopyFiles(paths));
     }
 
+    /// Reads the rows of these selected images (with `query`'s rewards) for `action`; answered by
+    /// [`JobEvent::SelectionResolved`].
+    pub fn resolve_selection(&self, action: SelectionAction, ids: Vec<i64>, query: ViewQuery) {
+        self.send(Job::ResolveSelection(action, ids, Box::new(query)));
+    }
+
     /// Opens a folder dialog on its own thread; `false` when one is already open.
     pub fn pick_folder(&self, purpose: DialogPurpose) -> bool {
         use std::sync::atomic::Ordering;
@@ -189,10 +220,31 @@ impl Runner {
                 Job::ReadPrompt(source) => self.read_prompt(source),
                 Job::Trash(items) => self.trash(items),
                 Job::CopyFiles(paths) => JobEvent::Copied(self.copy_files(&paths)),
+                Job::ResolveSelection(action, ids, query) => {
+                    JobEvent::SelectionResolved { action, rows: self.selection_rows(&ids, &query) }
+                }
             };
             let _ = self.events.send(event);
             wake(self.waker.as_ref());
         }
+    }
+
+    fn selection_rows(&mut self, ids: &[i64], query: &ViewQuery) -> Result<Vec<SlimRow>, String> {
+        let store = self.store().map_err(|e| format!("library unavailable: {e}"))?;
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_READ) {
+            rows.extend(store.slim_rows(chunk, query).map_err(|e| e.to_string())?);
+        }
+        Ok(rows)
+    }
+
+    /// The errands' own connection to the library, opened on first use.
+    fn store(&mut self) -> Result<&mut Store, crate::library::store::StoreError> {
+        let store = match self.store.take() {
+            Some(store) => store,
+            None => Store::open_background(&self.db)?,
+        };
+        Ok(self.store.insert(store))
     }
 
     fn read_prompt(&mut self, source: PromptSource) -> JobEvent {
@@ -244,16 +296,13 @@ impl Runner {
 
     fn trash(&mut self, items: Vec<TrashItem>) -> JobEvent {
         let (mut moved, mut failed) = (Vec::new(), Vec::new());
-        if self.store.is_none() {
-            match Store::open_background(&self.db) {
-                Ok(store) => self.store = Some(store),
-                Err(e) => {
-                    let failed = items.into_iter().map(|i| (i.path, format!("library unavailable: {e}"))).collect();
-                    return JobEvent::Trashed { moved, failed };
-                }
+        let store = match self.store() {
+            Ok(store) => store,
+            Err(e) => {
+                let failed = items.into_iter().map(|i| (i.path, format!("library unavailable: {e}"))).collect();
+                return JobEvent::Trashed { moved, failed };
             }
-        }
-        let Some(store) = self.store.as_mut() else { return JobEvent::Trashed { moved, failed } };
+        };
         for item in items {
             match move_to_trash(store, &item.path) {
                 Ok(()) => moved.push(item),

@@ -149,6 +149,35 @@ fn favorite_and_rating_keys_are_stored_in_the_library() {
 }
 
 #[test]
+fn a_selection_larger_than_the_rows_held_is_favorited_whole() {
+    let mut fx = fixture(300);
+    fx.config.model = None;
+    let mut h = harness(fx.config.clone());
+    run_until(&mut h, "every image listed", |app| app.view().len() == 300 && app.view_settled());
+    run_until(&mut h, "rows", |app| app.row(app.view().entries[0].image_id).is_some());
+    h.key_press_modifiers(Modifiers::SHIFT, Key::End);
+    h.step();
+    h.step();
+    let app = h.state();
+    assert_eq!(app.selected().len(), 300);
+    let held = app.view().entries.iter().filter(|e| app.row(e.image_id).is_some()).count();
+    assert!(held < 300, "the test needs rows the app does not hold ({held} held)");
+    press(&mut h, Key::F);
+    let favorites = |db: &Path| {
+        let query = rewardlens::library::views::ViewQuery {
+            filter: rewardlens::library::views::ViewFilter { favorites: true, ..Default::default() },
+            ..Default::default()
+        };
+        Store::open(db).unwrap().view(&query).unwrap().len()
+    };
+    let db = fx.config.db.clone();
+    run_until(&mut h, "all 300 favorites stored", |_| favorites(&db) == 300);
+    // Again: all are favorites now, so F takes them all back.
+    press(&mut h, Key::F);
+    run_until(&mut h, "no favorite left", |_| favorites(&db) == 0);
+}
+
+#[test]
 fn a_prompt_group_shows_its_images_ranked_with_the_best_marked() {
     let fx = fixture(36);
     let mut h = harness(fx.config.clone());
