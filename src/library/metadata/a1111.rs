@@ -36,7 +36,13 @@ pub fn parse_a1111(text: &str) -> GenerationParams {
         }
         None => (lines.join("\n"), None),
     };
-    let get = |k: &str| settings.get(k).cloned();
+    // Keys as A1111 writes them; save nodes vary the case (`CFG Scale`).
+    let get = |k: &str| {
+        settings
+            .get(k)
+            .or_else(|| settings.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v))
+            .cloned()
+    };
     let size = get("Size").and_then(|s| {
         let (w, h) = s.split_once('x')?;
         Some((w.trim().parse().ok()?, h.trim().parse().ok()?))

@@ -13,6 +13,23 @@ use super::{GenerationParams, json_f64, json_i64, json_string, json_u32, parse_j
 const MAX_DEPTH: usize = 64;
 /// Inputs that hold prompt text on text-encoder nodes (SD1/SDXL/SD3/Flux variants).
 const TEXT_KEYS: &[&str] = &["text", "text_g", "text_l", "clip_g", "clip_l", "t5xxl", "prompt"];
+/// Inputs that hold a node's text, most specific first: Impact Pack's resolved wildcard, core
+/// and WAS text and primitive nodes, rgthree's Power Prompt and Comfyroll's `CR Prompt Text`
+/// (`prompt`), Easy-Use's `positive`/`negative`, the templates of wildcard and LLM nodes,
+/// Derfuu's `Text`. Add a custom node's input here when its text sits under a new name.
+const TEXT_SOURCE_KEYS: &[&str] = &[
+    "populated_text",
+    "text",
+    "string",
+    "value",
+    "prompt",
+    "positive",
+    "text_positive",
+    "wildcard_text",
+    "text_input",
+    "Text",
+];
+
 /// Inputs through which conditioning flows on combine/concat/set-area/control-net nodes.
 const CONDITIONING_KEYS: &[&str] = &[
     "conditioning",
@@ -274,27 +291,53 @@ impl<'a> Graph<'a> {
         if let Value::String(s) = v {
             return Some(s.clone());
         }
-        let (id, _) = link(v)?;
+        let (id, slot) = link(v)?;
         let inputs = self.inputs(&id).filter(|_| depth < MAX_DEPTH && self.spend())?;
-        let concat_pairs =
-            [("text1", "text2", "separator"), ("string_a", "string_b", "delimiter"), ("text_a", "text_b", "delimiter")];
-        for (a, b, sep) in concat_pairs {
-            if let (Some(a), Some(b)) = (inputs.get(a), inputs.get(b)) {
+        // Switches pass on the input their selector picks: Impact Pack's `select` (1-based
+        // `inputN`), Crystools' `boolean` (`on_true`/`on_false`).
+        if let Some(n) =
+            inputs.get("select").and_then(|s| self.scalar(s, depth + 1)).and_then(|s| s.parse::<u32>().ok())
+        {
+            return inputs.get(&format!("input{n}")).and_then(|v| self.text(v, depth + 1));
+        }
+        if let Some(on) = inputs.get("boolean").and_then(|b| self.scalar(b, depth + 1)) {
+            let key = if on.eq_ignore_ascii_case("true") { "on_true" } else { "on_false" };
+            return inputs.get(key).and_then(|v| self.text(v, depth + 1));
+        }
+        // Concatenation: the parts present, non-empty, joined by the node's separator.
+        let concat = [
+            (&["text1", "text2"][..], "separator"),
+            (&["string_a", "string_b"][..], "delimiter"),
+            (&["text_a", "text_b", "text_c", "text_d"][..], "delimiter"),
+        ];
+        for (parts, sep) in concat {
+            if parts.iter().filter(|k| inputs.contains_key(**k)).count() >= 2 {
                 let sep = inputs.get(sep).and_then(|s| self.text(s, depth + 1)).unwrap_or_default();
-                let parts = [self.text(a, depth + 1)?, self.text(b, depth + 1)?];
-                return Some(parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(&sep));
+                let sep = if sep == "\\n" { "\n".to_string() } else { sep };
+                let texts: Option<Vec<String>> =
+                    parts.iter().filter_map(|k| inputs.get(*k)).map(|v| self.text(v, depth + 1)).collect();
+                return Some(texts?.into_iter().filter(|p| !p.trim().is_empty()).collect::<Vec<_>>().join(&sep));
             }
         }
-        ["populated_text", "text", "string", "value", "prompt", "wildcard_text"]
-            .iter()
-            .find_map(|k| inputs.get(*k))
-            .and_then(|v| self.text(v, depth + 1))
+        // Nodes with several text outputs say which by the slot (WAS `Text String`).
+        if let Some(v) = ["text", "text_b", "text_c", "text_d"].get(slot as usize).and_then(|k| inputs.get(*k))
+            && slot > 0
+        {
+            return self.text(v, depth + 1);
+        }
+        // A node holding text: its own (a prompt node, a primitive), or, for a node that made
+        // text at run time (an LLM "prompt enhancer", whose output is not stored), the user's
+        // text it was given.
+        TEXT_SOURCE_KEYS.iter().find_map(|k| inputs.get(*k)).and_then(|v| self.text(v, depth + 1))
     }
 
     /// A scalar input as text: a literal, or the value of a primitive/seed node it links to.
     fn scalar(&self, v: &Value, depth: usize) -> Option<String> {
         if let Some(s) = json_string(v) {
             return Some(s);
+        }
+        if let Value::Bool(b) = v {
+            return Some(b.to_string());
         }
         let (id, _) = link(v)?;
         let inputs = self.inputs(&id).filter(|_| depth < MAX_DEPTH)?;
@@ -312,6 +355,7 @@ impl<'a> Graph<'a> {
             "ckpt_name",
             "text",
             "string",
+            "boolean",
         ];
         keys.iter().find_map(|k| inputs.get(*k)).and_then(|v| self.scalar(v, depth + 1))
     }
@@ -485,6 +529,57 @@ mod tests {
 
     fn parse(graph: Value) -> GenerationParams {
         parse_comfyui_prompt(&graph.to_string()).unwrap()
+    }
+
+    /// A sampler whose positive and negative encoders take their text from `positive`/`negative`
+    /// links, with the given source nodes added.
+    fn through(positive: Value, negative: Value, sources: Value) -> Value {
+        let mut g = serde_json::json!({
+            "10:3": {"class_type": "KSampler", "inputs": {"seed": 7, "steps": 30, "cfg": 4.0, "sampler_name": "euler",
+                "positive": ["10:6", 0], "negative": ["10:7", 0], "model": ["4", 0], "latent_image": ["5", 0]}},
+            "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "m.safetensors"}},
+            "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 768}},
+            "10:6": {"class_type": "CLIPTextEncode", "inputs": {"text": positive, "clip": ["4", 1]}},
+            "10:7": {"class_type": "CLIPTextEncode", "inputs": {"text": negative, "clip": ["4", 1]}},
+        });
+        for (k, v) in sources.as_object().unwrap() {
+            g[k] = v.clone();
+        }
+        g
+    }
+
+    #[test]
+    fn text_through_switches_concatenation_prompt_nodes_and_llm_nodes() {
+        let g = through(
+            serde_json::json!(["20", 0]),
+            serde_json::json!(["30", 3]),
+            serde_json::json!({
+                "20": {"class_type": "StringConcatenate", "inputs": {"string_a": ["21", 0], "string_b": "masterpiece", "delimiter": ", "}},
+                "21": {"class_type": "ImpactSwitch", "inputs": {"select": ["22", 0], "sel_mode": false, "input1": "a dog", "input2": ["23", 0]}},
+                "22": {"class_type": "PrimitiveInt", "inputs": {"value": 2}},
+                "23": {"class_type": "PrimitiveStringMultiline", "inputs": {"value": "a cat on a roof"}},
+                "30": {"class_type": "Power Prompt (rgthree)", "inputs": {"prompt": "lowres, blurry", "opt_clip": ["4", 1]}},
+            }),
+        );
+        let p = parse(g);
+        assert_eq!(p.prompt.as_deref(), Some("a cat on a roof, masterpiece"));
+        assert_eq!(p.negative_prompt.as_deref(), Some("lowres, blurry"));
+        assert_eq!((p.seed, p.steps, p.width), (Some(7), Some(30), Some(512)));
+
+        let g = through(
+            serde_json::json!(["40", 0]),
+            serde_json::json!(["50", 0]),
+            serde_json::json!({
+                // An LLM rewrote the user's text at run time; the rewrite is not stored.
+                "40": {"class_type": "OllamaGenerate", "inputs": {"prompt": ["41", 0], "model": "llama3"}},
+                "41": {"class_type": "Text Multiline", "inputs": {"text": "a castle at dusk"}},
+                "50": {"class_type": "Switch any [Crystools]", "inputs": {"boolean": false, "on_true": "x", "on_false": ["51", 0]}},
+                "51": {"class_type": "Text Concatenate", "inputs": {"text_a": "ugly", "text_b": "", "text_c": "bad hands", "delimiter": "\\n", "clean_whitespace": "true"}},
+            }),
+        );
+        let p = parse(g);
+        assert_eq!(p.prompt.as_deref(), Some("a castle at dusk"));
+        assert_eq!(p.negative_prompt.as_deref(), Some("ugly\nbad hands"));
     }
 
     fn simple() -> Value {

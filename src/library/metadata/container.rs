@@ -76,13 +76,83 @@ fn raw_metadata_from_reader<R: Read + Seek>(path: &Path, mut reader: R) -> Resul
     let n = read_up_to(&mut reader, &mut magic).map_err(io_err)?;
     reader.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let found = match ImageFormat::sniff(&magic[..n]) {
-        Some(ImageFormat::Png) => png_text_chunks(reader),
+        Some(ImageFormat::Png) => png_text_chunks(&mut reader).and_then(|mut entries| {
+            // Only a PNG that says nothing in text is searched for a message in its pixels.
+            if !entries.iter().any(|(key, _)| GENERATION_KEYS.contains(&key.as_str())) {
+                reader.seek(SeekFrom::Start(0))?;
+                if let Some(text) = super::stealth::png_stealth_text(std::io::BufReader::new(&mut reader)) {
+                    push_hidden_text(&text, &mut entries);
+                }
+            }
+            Ok(entries)
+        }),
         Some(ImageFormat::Jpeg) => jpeg_metadata(reader),
         Some(ImageFormat::WebP) => webp_metadata(reader),
         None => Ok(Vec::new()),
     };
     raw.entries = found.map_err(io_err)?;
     Ok(raw)
+}
+
+/// Text chunk keys that carry generation metadata: a PNG with none of them may hide it in pixels.
+const GENERATION_KEYS: [&str; 9] = [
+    "parameters",
+    "prompt",
+    "workflow",
+    "Comment",
+    "Description",
+    "invokeai_metadata",
+    "sd-metadata",
+    "Dream",
+    "sui_image_params",
+];
+
+/// A stealth message's entries: JSON is unpacked into its keys (NovelAI's chunks, ComfyUI's
+/// `prompt`/`workflow`), anything else is A1111 infotext.
+fn push_hidden_text(text: &str, out: &mut Vec<(String, String)>) {
+    let unpacked = unpack_json_text(text);
+    if unpacked.is_empty() {
+        out.push(("parameters".to_string(), text.to_string()));
+    } else {
+        out.extend(unpacked);
+    }
+}
+
+/// The entries a JSON text stands for, by what its keys say it is: a ComfyUI API graph (nodes
+/// with `class_type`, maybe beside other keys, as Civitai writes it) is a `prompt`; an object
+/// with `prompt`/`workflow` graphs (as objects or as JSON strings) gives both; NovelAI's chunks
+/// (`Comment`, `Description`, `Software`, …) give each as its own entry, leading NULs dropped.
+/// Anything else gives nothing (the text stays where it was found).
+pub fn unpack_json_text(text: &str) -> Vec<(String, String)> {
+    use serde_json::Value;
+    let trimmed = text.trim_start_matches('\0').trim_start();
+    if !trimmed.starts_with('{') {
+        return Vec::new();
+    }
+    let Some(map) = super::parse_json_object(trimmed) else { return Vec::new() };
+    if map.values().any(|v| v.get("class_type").is_some()) {
+        return vec![("prompt".to_string(), trimmed.to_string())];
+    }
+    let as_graph_text = |v: &Value| match v {
+        Value::Object(_) => Some(v.to_string()),
+        Value::String(s) if s.trim_start().starts_with('{') => Some(s.clone()),
+        _ => None,
+    };
+    let graphs: Vec<(String, String)> = ["prompt", "workflow"]
+        .iter()
+        .filter_map(|k| map.get(*k).and_then(as_graph_text).map(|t| (k.to_string(), t)))
+        .collect();
+    if !graphs.is_empty() {
+        return graphs;
+    }
+    let novelai = map.contains_key("Comment") && (map.contains_key("Software") || map.contains_key("Description"));
+    if novelai {
+        return map
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.trim_start_matches('\0').to_string())))
+            .collect();
+    }
+    Vec::new()
 }
 
 /// The `.txt` beside the image (A1111 "save text information"), when it is a small regular file.
@@ -311,30 +381,39 @@ fn exif_texts(bytes: &[u8], out: &mut Vec<(String, String)>) {
     }
     let Some(ifd0) = tiff.u32_at(4) else { return };
     let mut exif_ifd = None;
+    let mut comments = Vec::new();
     for (tag, kind, _, value) in tiff.ifd(ifd0 as usize) {
         match tag {
             0x8769 if kind == 4 => exif_ifd = Tiff { bytes: value, big_endian }.u32_at(0),
             0x0131 => out.push((EXIF_SOFTWARE.to_string(), decode_8bit(value))),
             0x010D..=0x0110 => {
                 let text = decode_8bit(value);
-                // ComfyUI writes `key:JSON`; split at the first colon.
+                // ComfyUI and its save nodes write `prompt:JSON`, `Prompt: JSON`, `Workflow:JSON`
+                // on whichever of these tags; the label says what it is, in any case.
                 if let Some((key, json)) = text.split_once(':')
                     && json.trim_start().starts_with('{')
                     && !key.is_empty()
                     && key.chars().all(|c| c.is_alphanumeric() || c == '_')
                 {
-                    out.push((key.to_string(), json.to_string()));
+                    out.push((key.to_lowercase(), json.trim_start().to_string()));
                 }
             }
+            // Some save nodes put the UserComment in IFD0 rather than the Exif sub-IFD.
+            0x9286 => comments.push(decode_user_comment(value, big_endian)),
             _ => {}
         }
     }
     if let Some(offset) = exif_ifd.filter(|&o| o != ifd0) {
         for (tag, _, _, value) in tiff.ifd(offset as usize) {
             if tag == 0x9286 {
-                out.push((USER_COMMENT.to_string(), decode_user_comment(value, big_endian)));
+                comments.push(decode_user_comment(value, big_endian));
             }
         }
+    }
+    for comment in comments {
+        let unpacked = unpack_json_text(&comment);
+        out.push((USER_COMMENT.to_string(), comment));
+        out.extend(unpacked);
     }
 }
 

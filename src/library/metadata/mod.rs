@@ -10,8 +10,10 @@ pub mod comfyui;
 pub mod container;
 pub mod easydiffusion;
 pub mod fooocus;
+pub mod gradio;
 pub mod invokeai;
 pub mod novelai;
+pub mod stealth;
 pub mod swarmui;
 
 use std::collections::BTreeMap;
@@ -146,6 +148,9 @@ pub fn parse_raw(raw: &RawMetadata) -> Option<GenerationParams> {
     if let Some(p) = novelai::parse_novelai(raw) {
         return Some(p);
     }
+    if let Some(p) = raw.get("parameters").and_then(gradio::parse_gradio_json) {
+        return Some(p);
+    }
     if let Some(p) = fooocus::parse_fooocus(raw) {
         return Some(p);
     }
@@ -159,6 +164,7 @@ pub fn parse_raw(raw: &RawMetadata) -> Option<GenerationParams> {
         // A saver node may also have written A1111 text: its prompt is the one the user meant.
         if let Some(text) = infotext {
             let mut a = a1111::parse_a1111(text);
+            drop_placeholders(&mut a, &p);
             a.generator = p.generator.take();
             a.fill_missing_from(&p);
             return Some(a);
@@ -182,6 +188,24 @@ pub fn parse_raw(raw: &RawMetadata) -> Option<GenerationParams> {
     }
     // Last resort: a `parameters` chunk that is plain prompt text.
     raw.get("parameters").filter(|t| !t.trim().is_empty() && !t.trim_start().starts_with('{')).map(a1111::parse_a1111)
+}
+
+/// Clears what a save node wrote for lack of a value (comfy-image-saver's `unknown` prompts, seed
+/// 0, an empty model), so the graph's real values fill them.
+fn drop_placeholders(text: &mut GenerationParams, graph: &GenerationParams) {
+    let placeholder = |s: &Option<String>| s.as_deref().is_some_and(|s| s.trim().eq_ignore_ascii_case("unknown"));
+    if placeholder(&text.prompt) {
+        text.prompt = None;
+    }
+    if placeholder(&text.negative_prompt) {
+        text.negative_prompt = None;
+    }
+    if text.seed == Some(0) && graph.seed.is_some_and(|s| s != 0) {
+        text.seed = None;
+    }
+    if text.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
+        text.model = None;
+    }
 }
 
 /// The key images are grouped by prompt under: whitespace runs collapsed to one space, trimmed
@@ -310,6 +334,156 @@ mod tests {
         let p = read_generation_params(&path).unwrap().unwrap();
         assert_eq!(p.negative_prompt.as_deref(), Some("blurry"));
         assert_eq!(p.raw, text);
+    }
+
+    /// A ComfyUI API graph: base sampler, positive and negative encoders, checkpoint, size, under
+    /// node ids `prefix` + number (current ComfyUI flattens subgraphs into ids like `30:6`).
+    fn comfy_graph(prefix: &str, extra: &str) -> String {
+        format!(
+            r#"{{"{prefix}3": {{"class_type": "KSampler", "inputs": {{"seed": 42, "steps": 28, "cfg": 6.5, "sampler_name": "euler", "scheduler": "normal", "positive": ["{prefix}6", 0], "negative": ["{prefix}7", 0], "model": ["{prefix}4", 0], "latent_image": ["{prefix}5", 0]}}}},
+            "{prefix}4": {{"class_type": "CheckpointLoaderSimple", "inputs": {{"ckpt_name": "sdxl_base.safetensors"}}}},
+            "{prefix}5": {{"class_type": "EmptyLatentImage", "inputs": {{"width": 832, "height": 1216, "batch_size": 1}}}},
+            "{prefix}6": {{"class_type": "CLIPTextEncode", "inputs": {{"text": "a fox in the snow, テスト", "clip": ["{prefix}4", 1]}}}},
+            "{prefix}7": {{"class_type": "CLIPTextEncode", "inputs": {{"text": "blurry", "clip": ["{prefix}4", 1]}}}},
+            "{prefix}9": {{"class_type": "SaveImage", "inputs": {{"images": ["{prefix}8", 0], "filename_prefix": "x"}}}}{extra}}}"#
+        )
+    }
+
+    fn read(name: &str, bytes: &[u8]) -> GenerationParams {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        read_generation_params(&path).unwrap().unwrap_or_else(|| panic!("{name}: no metadata found"))
+    }
+
+    fn assert_fox(p: &GenerationParams) {
+        assert_eq!(p.prompt.as_deref(), Some("a fox in the snow, テスト"), "{p:?}");
+        assert_eq!(p.negative_prompt.as_deref(), Some("blurry"));
+        assert_eq!((p.seed, p.steps, p.cfg), (Some(42), Some(28), Some(6.5)));
+        assert_eq!((p.width, p.height), (Some(832), Some(1216)));
+    }
+
+    #[test]
+    fn stealth_pnginfo_in_a_png_without_text_chunks() {
+        use stealth::tests::{gzip, hide, png};
+        let text = "a lighthouse, テスト\nNegative prompt: lowres\nSteps: 25, Sampler: Euler, CFG scale: 5, Seed: 747066619, Size: 64x256, Model: wai";
+        for (signature, channels) in [("stealth_pngcomp", 4), ("stealth_pnginfo", 4), ("stealth_rgbcomp", 3)] {
+            let mut pixels = vec![200u8; 64 * 256 * channels];
+            let payload = if signature.ends_with("comp") { gzip(text.as_bytes()) } else { text.as_bytes().to_vec() };
+            hide(&mut pixels, 64, 256, channels, signature, &payload);
+            let p = read("s.png", &png(&pixels, 64, 256, channels));
+            assert_eq!(p.generator.as_deref(), Some("a1111"));
+            assert_eq!(p.prompt.as_deref(), Some("a lighthouse, テスト"), "{signature}");
+            assert_eq!(p.negative_prompt.as_deref(), Some("lowres"));
+            assert_eq!((p.seed, p.steps, p.cfg), (Some(747066619), Some(25), Some(5.0)));
+        }
+    }
+
+    /// NovelAI V4.5's parameters: `prompt` is the base caption; the characters are apart.
+    const NAI_COMMENT: &str = r#"{"prompt": "2girls, dancing", "steps": 23, "height": 1216, "width": 832, "scale": 5.0, "seed": 1234567, "sampler": "k_euler_ancestral", "noise_schedule": "karras", "v4_prompt": {"caption": {"base_caption": "2girls, dancing", "char_captions": [{"char_caption": "girl, red hair", "centers": [{"x": 0.3, "y": 0.5}]}, {"char_caption": "", "centers": [{"x": 0.7, "y": 0.5}]}, {"char_caption": "girl, blue hair", "centers": [{"x": 0.7, "y": 0.5}]}]}, "use_coords": true, "use_order": true}, "v4_negative_prompt": {"caption": {"base_caption": "lowres", "char_captions": [{"char_caption": "", "centers": []}]}}, "uc": "lowres"}"#;
+
+    fn assert_nai(p: &GenerationParams) {
+        assert_eq!(p.generator.as_deref(), Some("novelai"));
+        assert_eq!(p.prompt.as_deref(), Some("2girls, dancing\ngirl, red hair\ngirl, blue hair"));
+        assert_eq!(p.negative_prompt.as_deref(), Some("lowres"));
+        assert_eq!((p.seed, p.steps, p.cfg), (Some(1234567), Some(23), Some(5.0)));
+        assert_eq!((p.width, p.height), (Some(832), Some(1216)));
+    }
+
+    #[test]
+    fn novelai_v4_webp_exif_and_png_stealth_json() {
+        use container::tests::{exif_block, webp_with_exif};
+        let chunks = serde_json::json!({
+            "Comment": NAI_COMMENT,
+            "Description": "\u{0}\u{0}\u{0}\u{0}2girls, dancing",
+            "Generation time": "3.8",
+            "Software": "NovelAI",
+            "Source": "NovelAI Diffusion V4.5 C02D4F98",
+            "Title": "NovelAI generated image",
+        })
+        .to_string();
+        let mut comment = b"ASCII\0\0\0".to_vec();
+        comment.extend_from_slice(chunks.as_bytes());
+        // NovelAI's EXIF chunk starts straight with the TIFF header (no `Exif\0\0`).
+        let exif = exif_block(true, &comment, &[(0x0131, "NovelAI Diffusion V4.5 C02D4F98")]);
+        let p = read("nai.webp", &webp_with_exif(&exif));
+        assert_nai(&p);
+        assert_eq!(p.model.as_deref(), Some("NovelAI Diffusion V4.5 C02D4F98"));
+
+        use stealth::tests::{gzip, hide, png};
+        let mut pixels = vec![255u8; 128 * 128 * 4];
+        hide(&mut pixels, 128, 128, 4, "stealth_pngcomp", &gzip(chunks.as_bytes()));
+        assert_nai(&read("nai.png", &png(&pixels, 128, 128, 4)));
+    }
+
+    #[test]
+    fn comfyui_graphs_in_exif_as_save_nodes_write_them() {
+        use container::tests::{exif_block, jpeg_with_segments, webp_with_exif};
+        let graph = comfy_graph("", "");
+        let workflow = r#"{"nodes": [], "links": []}"#;
+        let jpeg = |tiff: Vec<u8>| {
+            let mut app1 = b"Exif\0\0".to_vec();
+            app1.extend(tiff);
+            jpeg_with_segments(&[(0xE1, app1)])
+        };
+        // SaveImageExtended: `Prompt: ` on Make, `Workflow: ` on ImageDescription.
+        let tags = [(0x010F, format!("Prompt: {graph}")), (0x010E, format!("Workflow: {workflow}"))];
+        let tags: Vec<(u16, &str)> = tags.iter().map(|(t, s)| (*t, s.as_str())).collect();
+        let p = read("extended.webp", &webp_with_exif(&exif_block(true, &[], &tags)));
+        assert_eq!(p.generator.as_deref(), Some("comfyui"));
+        assert_fox(&p);
+        // ComfyUI's own animated WebP: `prompt:` on Model, `workflow:` on Make.
+        let tags = [(0x0110, format!("prompt:{graph}")), (0x010F, format!("workflow:{workflow}"))];
+        let tags: Vec<(u16, &str)> = tags.iter().map(|(t, s)| (*t, s.as_str())).collect();
+        assert_fox(&read("core.webp", &webp_with_exif(&exif_block(true, &[], &tags))));
+        // A JSON UserComment in IFD0, no charset header (Save Image Plus, older SaveImageExtended).
+        let both = format!(r#"{{"prompt": {graph}, "workflow": {workflow}}}"#);
+        assert_fox(&read("plus.jpg", &jpeg(exif_block(false, &[], &[(0x9286, &both)]))));
+        // The same in the Exif sub-IFD with the graphs as JSON strings.
+        let strings = serde_json::json!({ "prompt": graph, "workflow": workflow }).to_string();
+        let mut comment = b"ASCII\0\0\0".to_vec();
+        comment.extend_from_slice(strings.as_bytes());
+        assert_fox(&read("strings.webp", &webp_with_exif(&exif_block(false, &comment, &[]))));
+    }
+
+    #[test]
+    fn a_civitai_jpeg_with_a_subgraph_api_graph_and_extra_keys() {
+        use container::tests::{exif_block, jpeg_with_segments, unicode_comment};
+        let extra = r#", "extra": {"airs": ["urn:air:sdxl:checkpoint:civitai:1@2"]}, "extraMetadata": "{\"prompt\": \"a fox\", \"steps\": 28}""#;
+        let graph = comfy_graph("30:", extra);
+        // Civitai: a little-endian TIFF whose UNICODE comment is big-endian UTF-16.
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend(exif_block(false, &unicode_comment(&graph, true), &[(0x0131, "56c0ca36-0000 ")]));
+        let p = read("civitai.jpg", &jpeg_with_segments(&[(0xE1, app1)]));
+        assert_eq!(p.generator.as_deref(), Some("comfyui"));
+        assert_fox(&p);
+        assert_eq!(p.model.as_deref(), Some("sdxl_base.safetensors"));
+    }
+
+    #[test]
+    fn a_saver_nodes_placeholders_give_way_to_the_graph_and_cfg_scale_reads_in_any_case() {
+        let text = "unknown\nNegative prompt: unknown\nSteps: 28, Sampler: euler_simple, CFG Scale: 6.5, Seed: 0, Size: 832x1216, Model hash: 217daae812, Model: sdxl_base, Version: ComfyUI";
+        let graph = comfy_graph("", "");
+        let p = read("saver.png", &container::tests::png_with_text(&[("parameters", text), ("prompt", &graph)]));
+        assert_eq!(p.generator.as_deref(), Some("comfyui"));
+        assert_fox(&p);
+        assert_eq!(p.model.as_deref(), Some("sdxl_base"));
+        assert_eq!(p.sampler.as_deref(), Some("euler_simple"));
+    }
+
+    #[test]
+    fn utf8_in_a_text_chunk_is_not_mojibake() {
+        // Stability Matrix and others write raw UTF-8 into tEXt, which the PNG spec says is Latin-1.
+        let mut png = container::tests::png_with_text(&[]);
+        let text = "1girl, テスト\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 3, Size: 2x2";
+        let mut data = b"parameters\0".to_vec();
+        data.extend_from_slice(text.as_bytes());
+        let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+        chunk.extend_from_slice(b"tEXt");
+        chunk.extend_from_slice(&data);
+        chunk.extend_from_slice(&[0, 0, 0, 0]);
+        png.splice(33..33, chunk);
+        assert_eq!(read("u.png", &png).prompt.as_deref(), Some("1girl, テスト"));
     }
 
     #[test]

@@ -25,6 +25,15 @@ pub fn parse_novelai(raw: &RawMetadata) -> Option<GenerationParams> {
         let get = |k: &str| c.get(k);
         p.prompt = get("prompt").and_then(json_string).or_else(|| nested(c, "v4_prompt"));
         p.negative_prompt = get("uc").and_then(json_string).or_else(|| nested(c, "v4_negative_prompt"));
+        // V4 prompts: the base caption, then one caption per character, each a line (as
+        // NovelAI shows them); they are all the text the image was made from.
+        for (key, field) in [("v4_prompt", &mut p.prompt), ("v4_negative_prompt", &mut p.negative_prompt)] {
+            let characters = character_captions(c, key);
+            if !characters.is_empty() {
+                let base = field.take().filter(|b| !b.trim().is_empty());
+                *field = Some(base.into_iter().chain(characters).collect::<Vec<_>>().join("\n"));
+            }
+        }
         p.seed = get("seed").and_then(json_i64);
         p.steps = get("steps").and_then(json_u32);
         p.cfg = get("scale").and_then(json_f64);
@@ -45,6 +54,20 @@ pub fn parse_novelai(raw: &RawMetadata) -> Option<GenerationParams> {
     p.negative_prompt = p.negative_prompt.filter(|s| !s.trim().is_empty());
     p.model = raw.get("Source").map(str::to_string);
     Some(p)
+}
+
+/// The non-empty character captions of a V4 prompt structure, in order.
+fn character_captions(comment: &serde_json::Map<String, serde_json::Value>, key: &str) -> Vec<String> {
+    comment
+        .get(key)
+        .and_then(|v| v.get("caption"))
+        .and_then(|c| c.get("char_captions"))
+        .and_then(|c| c.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("char_caption").and_then(json_string))
+        .filter(|c| !c.trim().is_empty())
+        .collect()
 }
 
 #[cfg(test)]
