@@ -10,6 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 
+use super::json_path::JsonPath;
+
 use super::interrupt::{INTERRUPTED_EXIT, stop_flag, stopped};
 use super::score::{ProgressLine, wait_for_model};
 use super::view_args::{ViewArgs, stored_model};
@@ -81,7 +83,9 @@ pub struct ListArgs {
 /// One listed image, as `--json` prints it (field names are a published format: keep them).
 #[derive(Debug, Serialize)]
 struct Listed<'a> {
-    path: &'a Path,
+    /// `path`, and `path_bytes` beside it when the name is not UTF-8.
+    #[serde(flatten)]
+    path: JsonPath,
     content_hash: Option<&'a ContentHash>,
     /// The image's own generation prompt.
     prompt: Option<&'a str>,
@@ -149,7 +153,7 @@ fn print_view(store: &Store, query: &ViewQuery, view: &View, limit: Option<usize
         for (i, entry) in entries.iter().enumerate() {
             let Some(row) = rows.next_if(|r| r.image_id == entry.image_id) else { continue };
             let listed = Listed {
-                path: &row.path,
+                path: JsonPath::new(&row.path),
                 content_hash: row.content_hash.as_ref(),
                 prompt: row.prompt.as_deref(),
                 checkpoint: row.checkpoint.as_deref(),
@@ -190,7 +194,7 @@ fn table_row(out: &mut impl Write, rank: usize, listed: &Listed, row: &SlimRow) 
     } else {
         one_line
     };
-    writeln!(out, "{rank:>6}  {reward:>8}  {pct:>5}  {marks:<4}  {prompt:<40}  {}", listed.path.display())
+    writeln!(out, "{rank:>6}  {reward:>8}  {pct:>5}  {marks:<4}  {prompt:<40}  {}", row.path.display())
 }
 
 /// Scores the view's images that have no reward from the model yet, on the scoring worker, and

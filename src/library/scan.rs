@@ -149,7 +149,7 @@ pub fn scan_folders(
         report.issues.extend(walk_errors.into_iter().map(|e| ScanIssue { path: e.path, reason: e.reason }));
         let mut known = known_rows(store, folder_id)?;
         for path in files {
-            let row = path.to_str().and_then(|p| known.remove(p));
+            let row = known.remove(path_text(&path).as_ref());
             jobs.push(Job { folder_id, path, known: row });
         }
         // Rows left over have no file any more. Marking them missing before importing lets a
@@ -276,7 +276,7 @@ pub fn import_paths(
             let now = now_secs();
             let mut n = 0;
             for path in chunk {
-                let Some(text) = path.to_str() else { continue };
+                let text = path_text(path);
                 let prefix = format!("{text}{}", std::path::MAIN_SEPARATOR);
                 n += stmt.execute(params![text, prefix, now])?;
             }
@@ -286,10 +286,7 @@ pub fn import_paths(
     let mut jobs = Vec::with_capacity(files.len());
     for path in files {
         let Some(folder_id) = folder_of(&path) else { continue };
-        let known = match path.to_str() {
-            Some(text) => known_row(store, text)?,
-            None => None,
-        };
+        let known = known_row(store, &path_text(&path))?;
         jobs.push(Job { folder_id, path, known });
     }
     report.seen = jobs.len();
@@ -390,11 +387,11 @@ fn write_batch(store: &mut Store, batch: &mut Vec<Outcome>, report: &mut ScanRep
             match outcome {
                 Outcome::Unchanged { path, .. } => {
                     tx.prepare_cached("UPDATE images SET missing = 0, updated_at = ?2 WHERE path = ?1")?
-                        .execute(params![path.to_string_lossy(), now_secs()])?;
+                        .execute(params![path_text(path), now_secs()])?;
                 }
                 Outcome::Read { record, is_new, .. } => {
-                    // Reported already; a lossy path would be a row no rescan can find again.
-                    let Some(path) = record.path.to_str() else { continue };
+                    let path = path_text(&record.path);
+                    let path = path.as_ref();
                     // A row at this path under another (overlapping) folder is updated, not moved onto.
                     let takes_over = if *is_new && !row_exists_at(tx, path)? {
                         missing_row_with_hash(tx, record.content_hash.as_ref())?
@@ -466,9 +463,6 @@ fn examine(job: &Job) -> Outcome {
         record.error = Some(reason);
         Outcome::Read { record: Box::new(record), is_new, notes: Vec::new() }
     };
-    if path_text(&job.path).is_err() {
-        return fail(record, "path is not valid UTF-8".to_string());
-    }
     let meta = match std::fs::metadata(&job.path) {
         Ok(m) => m,
         Err(e) => return fail(record, format!("cannot stat: {e}")),
@@ -566,6 +560,28 @@ mod tests {
         let second = scan(&mut store, &images);
         assert_eq!(second.unchanged, second.seen, "{second:?}");
         assert_eq!((second.added, second.updated, second.moved, second.missing), (0, 0, 0, 0));
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_file_name_that_is_not_utf8_is_stored_with_its_exact_bytes_and_found_again() {
+        use std::os::unix::ffi::OsStrExt;
+        let (_tmp, images, mut store) = setup(3);
+        let odd = images.join(std::ffi::OsStr::from_bytes(b"caf\xe9 100%25.png"));
+        std::fs::rename(images.join("img_000001.png"), &odd).unwrap();
+        let first = scan(&mut store, &images);
+        assert_eq!((first.seen, first.added, first.errors), (3, 3, 0), "{first:?}");
+        let row = store.image_by_path(&odd).unwrap().unwrap();
+        assert_eq!(row.record.path, odd, "the exact bytes come back");
+        assert_eq!(row.record.prompt.as_deref(), Some("synthetic image 1"));
+        let second = scan(&mut store, &images);
+        assert_eq!((second.unchanged, second.added, second.missing), (3, 0, 0), "{second:?}");
+        // Renamed to another odd name: the row follows it.
+        let odder = images.join(std::ffi::OsStr::from_bytes(b"\xff\xfe.png"));
+        std::fs::rename(&odd, &odder).unwrap();
+        let third = scan(&mut store, &images);
+        assert_eq!((third.moved, third.added), (1, 0), "{third:?}");
+        assert_eq!(store.image_by_path(&odder).unwrap().unwrap().id, row.id);
     }
 
     #[test]

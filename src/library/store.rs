@@ -188,12 +188,6 @@ pub enum StoreError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// A path cannot be stored because it is not valid UTF-8.
-    #[error("path {path} is not valid UTF-8 and cannot be stored")]
-    NonUtf8Path {
-        /// The path.
-        path: PathBuf,
-    },
 }
 
 /// A watched folder as stored.
@@ -313,9 +307,57 @@ pub(crate) fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// A path as stored text.
-pub(crate) fn path_text(path: &Path) -> Result<&str, StoreError> {
-    path.to_str().ok_or_else(|| StoreError::NonUtf8Path { path: path.to_path_buf() })
+/// Starts the stored text of a path that is not UTF-8 (a stored path otherwise starts with `/` or
+/// a drive letter, never with this).
+const RAW_PATH_MARK: char = '\u{1}';
+
+/// A path as stored text: a UTF-8 path as it is; any other (a Unix file name is bytes: common
+/// after unzipping an archive made elsewhere) after [`RAW_PATH_MARK`], with every byte that is not
+/// part of valid UTF-8, and every `%`, written `%XX`, so [`path_from_text`] gives the exact bytes
+/// back and the file is found again.
+pub(crate) fn path_text(path: &Path) -> std::borrow::Cow<'_, str> {
+    if let Some(text) = path.to_str() {
+        return text.into();
+    }
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let mut out = String::with_capacity(bytes.len() + 8);
+    out.push(RAW_PATH_MARK);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(&chunk.valid().replace('%', "%25"));
+        for b in chunk.invalid() {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.into()
+}
+
+/// The path a stored text stands for (see [`path_text`]).
+pub(crate) fn path_from_text(text: &str) -> PathBuf {
+    let Some(escaped) = text.strip_prefix(RAW_PATH_MARK) else { return PathBuf::from(text) };
+    let mut bytes = Vec::with_capacity(escaped.len());
+    let mut rest = escaped.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        let hex = tail.get(..2).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(byte)) => {
+                bytes.push(byte);
+                rest = &tail[2..];
+            }
+            _ => {
+                bytes.push(b);
+                rest = tail;
+            }
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        PathBuf::from(std::ffi::OsString::from_vec(bytes))
+    }
+    #[cfg(not(unix))]
+    {
+        PathBuf::from(String::from_utf8_lossy(&bytes).into_owned())
+    }
 }
 
 impl Store {
@@ -417,7 +459,7 @@ impl Store {
 
     /// Adds a watched folder (or marks an existing one present) and returns its id.
     pub fn add_folder(&mut self, path: &Path) -> Result<i64, StoreError> {
-        let text = path_text(path)?.to_string();
+        let text = path_text(path).into_owned();
         self.write(|tx| {
             tx.query_row(
                 "INSERT INTO folders (path, added_at, present) VALUES (?1, ?2, 1)
@@ -431,7 +473,7 @@ impl Store {
     /// Stops watching a folder and forgets its image rows; ratings, comparisons, favorites and
     /// scores are keyed by content hash and stay. Returns whether the folder was known.
     pub fn remove_folder(&mut self, path: &Path) -> Result<bool, StoreError> {
-        let text = path_text(path)?.to_string();
+        let text = path_text(path).into_owned();
         self.write(|tx| {
             tx.execute("DELETE FROM images WHERE folder_id IN (SELECT id FROM folders WHERE path = ?1)", [&text])?;
             Ok(tx.execute("DELETE FROM folders WHERE path = ?1", [&text])? > 0)
@@ -448,7 +490,7 @@ impl Store {
             .query_map([], |r| {
                 Ok(Folder {
                     id: r.get(0)?,
-                    path: PathBuf::from(r.get::<_, String>(1)?),
+                    path: path_from_text(&r.get::<_, String>(1)?),
                     present: r.get(2)?,
                     last_scan_at: r.get(3)?,
                 })
@@ -459,13 +501,12 @@ impl Store {
 
     /// Inserts or updates the row for `record.path` (clearing `missing`) and returns its id.
     pub fn upsert_image(&mut self, record: &ImageRecord) -> Result<i64, StoreError> {
-        path_text(&record.path)?;
         self.write(|tx| upsert_image_tx(tx, record))
     }
 
     /// Marks the row at `path` missing (the file is gone; the row and its user data stay).
     pub fn mark_missing(&mut self, path: &Path) -> Result<bool, StoreError> {
-        let text = path_text(path)?.to_string();
+        let text = path_text(path).into_owned();
         self.write(|tx| {
             Ok(tx
                 .execute("UPDATE images SET missing = 1, updated_at = ?2 WHERE path = ?1", params![text, now_secs()])?
@@ -475,9 +516,9 @@ impl Store {
 
     /// The row at `path`, if any.
     pub fn image_by_path(&self, path: &Path) -> Result<Option<ImageRow>, StoreError> {
-        let text = path_text(path)?;
+        let text = path_text(path);
         let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE path = ?1");
-        self.conn.query_row(&sql, [text], image_row).optional().map_err(self.err())
+        self.conn.query_row(&sql, [text.as_ref()], image_row).optional().map_err(self.err())
     }
 
     /// Records a batch of one model's scores in one transaction, with what the model saw of each
@@ -715,9 +756,6 @@ impl Store {
     /// Inserts or updates many rows in one transaction (a bulk import: one commit instead of one
     /// per image) and returns their ids in order.
     pub fn upsert_images(&mut self, records: &[ImageRecord]) -> Result<Vec<i64>, StoreError> {
-        for record in records {
-            path_text(&record.path)?;
-        }
         self.write(|tx| records.iter().map(|record| upsert_image_tx(tx, record)).collect())
     }
 }
@@ -756,7 +794,7 @@ fn image_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {
         id: r.get(0)?,
         record: ImageRecord {
             folder_id: r.get(1)?,
-            path: PathBuf::from(r.get::<_, String>(2)?),
+            path: path_from_text(&r.get::<_, String>(2)?),
             content_hash: r.get(3)?,
             size: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
             mtime_ns: r.get(5)?,
@@ -797,7 +835,7 @@ pub(crate) fn upsert_image_tx(tx: &Transaction, rec: &ImageRecord) -> rusqlite::
     .query_row(
         params![
             rec.folder_id,
-            rec.path.to_string_lossy(),
+            path_text(&rec.path),
             rec.content_hash,
             i64::try_from(rec.size).unwrap_or(i64::MAX),
             rec.mtime_ns,
@@ -824,7 +862,7 @@ pub(crate) fn upsert_image_tx(tx: &Transaction, rec: &ImageRecord) -> rusqlite::
 /// Moves the row `id` to the record's path and contents (a renamed or moved file), keeping the
 /// id so everything referring to it follows: re-point the row, then update it like any other.
 pub(crate) fn move_image_tx(tx: &Transaction, id: i64, rec: &ImageRecord) -> rusqlite::Result<()> {
-    tx.prepare_cached("UPDATE images SET path = ?2 WHERE id = ?1")?.execute(params![id, rec.path.to_string_lossy()])?;
+    tx.prepare_cached("UPDATE images SET path = ?2 WHERE id = ?1")?.execute(params![id, path_text(&rec.path)])?;
     upsert_image_tx(tx, rec).map(|_| ())
 }
 
@@ -856,6 +894,24 @@ mod tests {
             mtime_ns: 1,
             prompt_key: Some("a cat".to_string()),
             ..ImageRecord::default()
+        }
+    }
+
+    #[test]
+    fn stored_path_text_gives_the_exact_path_back() {
+        for text in ["/a/猫.png", "/a/100%.png", "C:\\x\\y.png"] {
+            assert_eq!(path_text(Path::new(text)), text, "UTF-8 paths are stored as they are");
+            assert_eq!(path_from_text(text), Path::new(text));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            for bytes in [&b"/a/b\xffc%41.png"[..], b"/\xe9%", b"/\x80\x80%25%"] {
+                let path = Path::new(std::ffi::OsStr::from_bytes(bytes));
+                let text = path_text(path);
+                assert!(text.starts_with(RAW_PATH_MARK), "{text:?}");
+                assert_eq!(path_from_text(&text).as_os_str().as_bytes(), bytes, "{text:?}");
+            }
         }
     }
 

@@ -728,7 +728,7 @@ impl Store {
             let rows = stmt.query_map(params_from_iter(args), |r| {
                 Ok(SlimRow {
                     image_id: r.get(0)?,
-                    path: std::path::PathBuf::from(r.get::<_, String>(1)?),
+                    path: super::store::path_from_text(&r.get::<_, String>(1)?),
                     content_hash: r.get(2)?,
                     width: r.get(3)?,
                     height: r.get(4)?,
@@ -798,7 +798,7 @@ impl Store {
                 let rows = stmt.query_map(params_from_iter(chunk), |r| {
                     Ok(ViewItem {
                         image_id: r.get(0)?,
-                        path: std::path::PathBuf::from(r.get::<_, String>(1)?),
+                        path: super::store::path_from_text(&r.get::<_, String>(1)?),
                         content_hash: r.get(2)?,
                         prompt: r.get(3)?,
                     })

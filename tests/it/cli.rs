@@ -433,4 +433,27 @@ fn a_file_name_that_is_not_utf8_is_scored_and_listed_and_the_run_goes_on() {
             lines.iter().any(|l| l["path"].as_str().unwrap().ends_with("plain.png") && l.get("path_bytes").is_none())
         );
     }
+    // The library keeps the exact name: scanned, scored into the store, listed with its bytes.
+    let db = dir.path().join("lib.sqlite3").display().to_string();
+    let images = tempfile::tempdir().unwrap();
+    let odd_in_library = images.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.png"));
+    std::fs::rename(&odd, &odd_in_library).unwrap();
+    std::fs::rename(dir.path().join("plain.png"), images.path().join("plain.png")).unwrap();
+    let folder = images.path().display().to_string();
+    for args in [
+        vec!["scan", "--db", &db, &folder],
+        vec!["score", "--model", &fixture("tiny-st"), "--db", &db, "--no-cache", &folder],
+        vec!["list", "--db", &db, "--json"],
+    ] {
+        let out = rewardlens(&args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        if args[0] == "list" {
+            let lines = json_lines(&out);
+            assert_eq!(lines.len(), 2, "{}", text(&out.stdout));
+            let odd_line =
+                lines.iter().find(|l| l.get("path_bytes").is_some()).expect("the odd name carries its bytes");
+            assert!(odd_line["path_bytes"].as_str().unwrap().ends_with("caf\\xe9.png"), "{odd_line}");
+            assert!(lines.iter().all(|l| l["reward"].is_number()), "both scored and stored: {lines:?}");
+        }
+    }
 }
