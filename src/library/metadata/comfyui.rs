@@ -161,7 +161,7 @@ impl<'a> Graph<'a> {
                 finals = kept;
             }
         }
-        let mut all = finals.iter().map(|s| self.sampler_params(s));
+        let mut all = finals.iter().map(|s| self.pass_params(s));
         let mut p = all.next().unwrap_or_else(|| GenerationParams::new("comfyui", ""));
         for other in all {
             agree(&mut p, &other);
@@ -179,6 +179,57 @@ impl<'a> Graph<'a> {
             }
         }
         p
+    }
+
+    /// What the image made by final sampler `id` reports, as A1111 reports a hires-fix image:
+    /// the final pass's prompts (the text that made the saved image), the base pass's seed,
+    /// steps, CFG, sampler and size, and the later passes' values as `hires …` settings. A final
+    /// pass with a checkpoint of its own is reported by itself.
+    fn pass_params(&self, id: &str) -> GenerationParams {
+        let last = self.sampler_params(id);
+        let Some(base_id) = self.base_pass(id) else { return last };
+        let base = self.sampler_params(&base_id);
+        if base.model.is_some() && last.model.is_some() && base.model != last.model {
+            // Another checkpoint redrew the image (img2img, a refiner of its own): that pass is
+            // the generation the image reports.
+            return last;
+        }
+        let mut p = base.clone();
+        p.prompt.clone_from(&last.prompt);
+        p.negative_prompt.clone_from(&last.negative_prompt);
+        p.model = last.model.clone().or(base.model);
+        let hires = [
+            ("hires seed", last.seed.map(|v| v.to_string())),
+            ("hires steps", last.steps.map(|v| v.to_string())),
+            ("hires cfg", last.cfg.map(|v| v.to_string())),
+            ("hires sampler", last.sampler.clone()),
+            ("hires size", last.width.zip(last.height).map(|(w, h)| format!("{w}x{h}"))),
+            ("hires denoise", self.input(id, "denoise").and_then(|v| self.scalar(v, 0))),
+        ];
+        for (key, value) in hires {
+            if let Some(value) = value {
+                p.settings.insert(key.to_string(), value);
+            }
+        }
+        p.settings.insert("sampler_node".into(), id.to_string());
+        p.settings.insert("base_sampler_node".into(), base_id);
+        p
+    }
+
+    /// The first pass behind final sampler `id`: the earliest sampler its latent came through
+    /// (directly, or decoded, upscaled and encoded again); `None` when `id` is the only pass.
+    fn base_pass(&self, id: &str) -> Option<String> {
+        const LATENT_KEYS: [&str; 6] = ["latent_image", "samples", "latent", "pixels", "image", "images"];
+        let mut base = None;
+        let mut at = id.to_string();
+        for _ in 0..MAX_DEPTH {
+            let Some(up) = LATENT_KEYS.iter().find_map(|k| self.linked(&at, k)) else { break };
+            if self.is_sampler(&up) {
+                base = Some(up.clone());
+            }
+            at = up;
+        }
+        base
     }
 
     fn sampler_params(&self, id: &str) -> GenerationParams {
@@ -638,9 +689,31 @@ mod tests {
         g["42"] =
             serde_json::json!({"class_type": "LatentUpscaleBy", "inputs": {"samples": ["3", 0], "scale_by": 1.5}});
         g["8"]["inputs"]["samples"] = serde_json::json!(["40", 0]);
+        let p = parse(g.clone());
+        // The prompt of the pass that made the image; seed, steps, CFG and size of the base pass
+        // (as A1111 reports a hires fix), the second pass's values beside them.
+        assert_eq!(p.prompt.as_deref(), Some("pass two"));
+        assert_eq!((p.seed, p.steps, p.cfg), (Some(1102676403634909), Some(20), Some(8.0)));
+        assert_eq!((p.width, p.height), (Some(512), Some(768)));
+        let hires = |k: &str| p.settings.get(k).map(String::as_str);
+        assert_eq!(
+            (hires("hires seed"), hires("hires steps"), hires("hires size")),
+            (Some("9"), Some("14"), Some("768x1152"))
+        );
+        // A pixel-space upscale between the passes (decode, scale, encode) is followed too.
+        g["42"] = serde_json::json!({"class_type": "VAEEncode", "inputs": {"pixels": ["43", 0], "vae": ["4", 2]}});
+        g["43"] = serde_json::json!({"class_type": "ImageScaleBy", "inputs": {"image": ["44", 0], "scale_by": 2.0}});
+        g["44"] = serde_json::json!({"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}});
+        let p = parse(g.clone());
+        assert_eq!((p.prompt.as_deref(), p.seed, p.steps), (Some("pass two"), Some(1102676403634909), Some(20)));
+        assert_eq!(p.settings.get("hires steps").map(String::as_str), Some("14"));
+        // A second pass with a checkpoint of its own redrew the image: it is the generation.
+        g["45"] =
+            serde_json::json!({"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "other.safetensors"}});
+        g["40"]["inputs"]["model"] = serde_json::json!(["45", 0]);
         let p = parse(g);
-        assert_eq!((p.prompt.as_deref(), p.seed, p.steps), (Some("pass two"), Some(9), Some(14)));
-        assert_eq!((p.width, p.height), (Some(768), Some(1152)));
+        assert_eq!((p.seed, p.steps, p.model.as_deref()), (Some(9), Some(14), Some("other.safetensors")));
+        assert!(!p.settings.contains_key("hires steps"));
     }
 
     #[test]
