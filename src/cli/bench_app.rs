@@ -59,6 +59,9 @@ pub fn run(count: usize, px: u32, frames: usize, model: &Path, dir: Option<&Path
     let mib = |b: f64| b / (1024.0 * 1024.0);
     println!("app benchmark: {} images in the view, renderer {}", report.images, report.renderer);
     println!("{:<44} {:>10}", "first frame with the grid filled", format!("{:.0} ms", report.first_frame_ms));
+    for (what, ms) in &report.milestones {
+        println!("{:<44} {:>10}", format!("  {what}"), format!("{ms:.0} ms"));
+    }
     let row = |name: &str, s: &FrameStats| {
         println!(
             "{name:<44} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7}",

@@ -13,7 +13,7 @@ use egui::{Key, Modifiers};
 use crate::image_file::{ContentHash, has_image_extension};
 use crate::library::groups::{GroupBy, Leaderboard, PromptGroup};
 use crate::library::metadata::{GenerationParams, prompt_group_key};
-use crate::library::query::{GroupsAnswer, LibraryEvent, ReadKind};
+use crate::library::query::{GroupsAnswer, LibraryEvent, Operation, ReadKind};
 use crate::library::thumbnails::{ThumbnailEvent, ThumbnailRequest};
 use crate::library::views::{SlimRow, View, ViewFilter, ViewOrder, ViewQuery};
 use crate::library::watch::{FolderStatus, WatchEvent};
@@ -577,9 +577,11 @@ impl App {
         self.view_asked_at = Some(Instant::now());
     }
 
-    /// Refreshes the view after library changes, at most every [`VIEW_REFRESH`].
+    /// Refreshes the view after library changes, at most every [`VIEW_REFRESH`], and never over
+    /// a view still computing (a newer request would make its answer stale: at start, while the
+    /// watcher's rescan commits, the first view would never arrive).
     fn refresh_view_if_due(&mut self, ctx: &egui::Context) {
-        if !self.view_due {
+        if !self.view_due || self.view_pending {
             return;
         }
         if let Some(at) = self.view_asked_at
@@ -873,6 +875,9 @@ impl App {
                 if generation < self.backends.library.latest(ReadKind::View) {
                     return;
                 }
+                if let Some(bench) = &mut self.bench {
+                    bench.milestone("view arrived");
+                }
                 self.view_pending = false;
                 self.view_received = true;
                 let cursor_image = self.image_at(self.cursor);
@@ -906,6 +911,9 @@ impl App {
                 self.visible_scored_asked = None;
             }
             LibraryEvent::Rows { generation, rows } => {
+                if let Some(bench) = &mut self.bench {
+                    bench.milestone("rows arrived");
+                }
                 let latest = generation >= self.backends.library.latest(ReadKind::Rows);
                 for row in rows {
                     if self.rerank.is_none()
@@ -932,7 +940,15 @@ impl App {
                 self.view_due = true;
                 self.refresh_groups();
             }
-            LibraryEvent::Failed { what, error } => self.log(Level::Error, format!("{what}: {error}")),
+            LibraryEvent::Failed { what, error } => {
+                if let Operation::Read { kind: ReadKind::View, generation } = &what
+                    && *generation >= self.backends.library.latest(ReadKind::View)
+                {
+                    // Its answer will not come; the next refresh may ask again.
+                    self.view_pending = false;
+                }
+                self.log(Level::Error, format!("{what}: {error}"));
+            }
             LibraryEvent::Stopped => self.log(Level::Error, "the library thread stopped; restart RewardLens"),
         }
     }
@@ -1025,6 +1041,9 @@ impl App {
     fn on_thumbnail(&mut self, event: ThumbnailEvent) {
         match event {
             ThumbnailEvent::Ready { content_hash, side, thumbnail } => {
+                if let Some(bench) = &mut self.bench {
+                    bench.milestone("first thumbnail arrived");
+                }
                 self.thumbs_asked.remove(&(content_hash.clone(), side));
                 self.textures.queue(TextureKey::Thumb(content_hash, side), thumbnail);
             }
@@ -1440,6 +1459,10 @@ impl eframe::App for App {
         }
         self.textures.begin_frame();
         self.drain_events(&ctx);
+        // Uploaded before the layout, so a thumbnail that arrived is drawn this frame, not next.
+        if self.textures.upload(&ctx, UPLOAD_BUDGET) {
+            ctx.request_repaint();
+        }
         self.handle_drops(&ctx);
         self.handle_keys(&ctx);
         self.remember_window(&ctx);
@@ -1474,9 +1497,6 @@ impl eframe::App for App {
         self.save_settings_if_due(false);
         if self.settings_dirty_since.is_some() {
             ctx.request_repaint_after(SETTINGS_SAVE_DELAY);
-        }
-        if self.textures.upload(&ctx, UPLOAD_BUDGET) {
-            ctx.request_repaint();
         }
         self.last_app_ms = frame_start.elapsed().as_secs_f64() * 1000.0;
         self.frame_times.push(self.last_app_ms as f32);

@@ -90,6 +90,9 @@ pub struct BenchReport {
     pub textures: (usize, usize),
     /// The renderer eframe used (`wgpu`), for the record.
     pub renderer: String,
+    /// When the first screen's parts arrived (the view, its rows, the first thumbnail) and the
+    /// first frame was painted, ms from the start: where the first frame's time went.
+    pub milestones: Vec<(&'static str, f64)>,
 }
 
 /// Frames measured standing still.
@@ -143,6 +146,13 @@ impl BenchState {
         }
     }
 
+    /// Notes when `what` first happened while the first screen loads.
+    pub fn milestone(&mut self, what: &'static str) {
+        if self.phase == Phase::Loading && !self.report.milestones.iter().any(|(w, _)| *w == what) {
+            self.report.milestones.push((what, self.started.elapsed().as_secs_f64() * 1000.0));
+        }
+    }
+
     /// The scroll offset the grid must show this frame, while a scroll phase runs.
     pub fn scroll_offset(&self) -> Option<f32> {
         matches!(self.phase, Phase::Scroll | Phase::ScrollScoring).then_some(self.offset)
@@ -174,6 +184,8 @@ impl App {
         let Some(bench) = &mut self.bench else { return };
         let now = Instant::now();
         let interval = bench.last_frame.map(|t| now.duration_since(t).as_secs_f64() * 1000.0);
+        // The first frame's paint (the renderer's pipelines built) lies between these two.
+        bench.milestone(if interval.is_none() { "first frame started" } else { "second frame started" });
         bench.last_frame = Some(now);
         // While loading, frames come as the app's own do (the workers' wakers), so the benchmark
         // takes no CPU from the loading it times; the timed phases paint every frame.
