@@ -11,8 +11,9 @@ use super::{GenerationParams, json_f64, json_i64, json_string, json_u32, parse_j
 
 /// How far any backwards walk goes before giving up (graphs can be cyclic when malformed).
 const MAX_DEPTH: usize = 64;
-/// Inputs that hold prompt text on text-encoder nodes (SD1/SDXL/SD3/Flux variants).
-const TEXT_KEYS: &[&str] = &["text", "text_g", "text_l", "clip_g", "clip_l", "t5xxl", "prompt"];
+/// Inputs that hold prompt text on text-encoder nodes (SD1/SDXL/SD3/Flux, HunyuanDiT, Qwen-Image
+/// variants); when an encoder's inputs differ, there is no single prompt.
+const TEXT_KEYS: &[&str] = &["text", "text_g", "text_l", "clip_g", "clip_l", "t5xxl", "prompt", "bert", "mt5xl"];
 /// Inputs that hold a node's text, most specific first: Impact Pack's resolved wildcard, core
 /// and WAS text and primitive nodes, rgthree's Power Prompt and Comfyroll's `CR Prompt Text`
 /// (`prompt`), Easy-Use's `positive`/`negative`, the templates of wildcard and LLM nodes,
@@ -628,9 +629,15 @@ mod tests {
                 "51": {"class_type": "Text Concatenate", "inputs": {"text_a": "ugly", "text_b": "", "text_c": "bad hands", "delimiter": "\\n", "clean_whitespace": "true"}},
             }),
         );
+        let mut hunyuan = g.clone();
         let p = parse(g);
         assert_eq!(p.prompt.as_deref(), Some("a castle at dusk"));
         assert_eq!(p.negative_prompt.as_deref(), Some("ugly\nbad hands"));
+        // Encoders with other input names: HunyuanDiT's bert/mt5xl, Qwen-Image's prompt.
+        hunyuan["10:6"] = serde_json::json!({"class_type": "CLIPTextEncodeHunyuanDiT", "inputs": {"bert": "a red kite", "mt5xl": "a red kite", "clip": ["4", 1]}});
+        hunyuan["10:7"] = serde_json::json!({"class_type": "TextEncodeQwenImageEdit", "inputs": {"prompt": "dark", "clip": ["4", 1]}});
+        let p = parse(hunyuan);
+        assert_eq!((p.prompt.as_deref(), p.negative_prompt.as_deref()), (Some("a red kite"), Some("dark")));
     }
 
     fn simple() -> Value {
