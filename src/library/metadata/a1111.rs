@@ -43,10 +43,7 @@ pub fn parse_a1111(text: &str) -> GenerationParams {
             .or_else(|| settings.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v))
             .cloned()
     };
-    let size = get("Size").and_then(|s| {
-        let (w, h) = s.split_once('x')?;
-        Some((w.trim().parse().ok()?, h.trim().parse().ok()?))
-    });
+    let size = get("Size").as_deref().and_then(super::parse_size);
     GenerationParams {
         generator: Some("a1111".to_string()),
         prompt: Some(prompt).filter(|p| !p.trim().is_empty()),

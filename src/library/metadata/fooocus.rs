@@ -41,11 +41,7 @@ pub fn parse_fooocus_json(text: &str) -> Option<GenerationParams> {
         p.width = Some(w);
         p.height = Some(h);
     }
-    for (k, v) in &m {
-        if let Some(s) = json_string(v) {
-            p.settings.insert(k.clone(), s);
-        }
-    }
+    p.keep_json_settings(&m);
     Some(p)
 }
 

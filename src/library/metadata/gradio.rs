@@ -26,17 +26,10 @@ pub fn parse_gradio_json(text: &str) -> Option<GenerationParams> {
     p.sampler = first(&["sampler", "scheduler"]).and_then(json_string);
     p.model = first(&["Model", "model"]).and_then(|v| json_string(v).or_else(|| v.get("Model").and_then(json_string)));
     p.model_hash = m.get("Model hash").and_then(json_string);
-    let size = m.get("resolution").and_then(|r| r.as_str()).and_then(|r| {
-        let (w, h) = r.split_once('x')?;
-        Some((w.trim().parse().ok()?, h.trim().parse().ok()?))
-    });
+    let size = m.get("resolution").and_then(|r| r.as_str()).and_then(super::parse_size);
     p.width = size.map(|(w, _)| w).or_else(|| m.get("width").and_then(json_u32));
     p.height = size.map(|(_, h)| h).or_else(|| m.get("height").and_then(json_u32));
-    for (k, v) in &m {
-        if let Some(s) = json_string(v) {
-            p.settings.insert(k.clone(), s);
-        }
-    }
+    p.keep_json_settings(&m);
     Some(p)
 }
 

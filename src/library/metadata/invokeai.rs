@@ -35,11 +35,7 @@ pub fn parse_invokeai_metadata(text: &str) -> Option<GenerationParams> {
         Some(other) => p.model = json_string(other),
         None => {}
     }
-    for (k, v) in &m {
-        if let Some(s) = json_string(v) {
-            p.settings.insert(k.clone(), s);
-        }
-    }
+    p.keep_json_settings(&m);
     Some(p)
 }
 

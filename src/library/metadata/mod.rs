@@ -64,6 +64,16 @@ impl GenerationParams {
         Self { generator: Some(generator.to_string()), raw: raw.to_string(), ..Self::default() }
     }
 
+    /// Keeps every text or number of a generator's JSON object in `settings`, so what has no
+    /// field of its own is still shown and searchable.
+    pub fn keep_json_settings(&mut self, map: &serde_json::Map<String, serde_json::Value>) {
+        for (k, v) in map {
+            if let Some(s) = json_string(v) {
+                self.settings.insert(k.clone(), s);
+            }
+        }
+    }
+
     /// Fills every field still `None` from `other`, so a second source completes the first.
     pub fn fill_missing_from(&mut self, other: &GenerationParams) {
         fn fill<T: Clone>(a: &mut Option<T>, b: &Option<T>) {
@@ -212,6 +222,12 @@ fn drop_placeholders(text: &mut GenerationParams, graph: &GenerationParams) {
 /// and lower-cased, so prompts that differ only in spacing or case share a group.
 pub fn prompt_group_key(prompt: &str) -> String {
     prompt.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
+/// A size written `WxH` or `W x H`.
+fn parse_size(text: &str) -> Option<(u32, u32)> {
+    let (w, h) = text.split_once('x')?;
+    Some((w.trim().parse().ok()?, h.trim().parse().ok()?))
 }
 
 /// A JSON value as an integer: a number, or a string of digits (seeds beyond 2^53 come quoted).

@@ -41,11 +41,7 @@ pub fn parse_novelai(raw: &RawMetadata) -> Option<GenerationParams> {
         p.scheduler = get("noise_schedule").and_then(json_string);
         p.width = get("width").and_then(json_u32);
         p.height = get("height").and_then(json_u32);
-        for (k, v) in c {
-            if let Some(s) = json_string(v) {
-                p.settings.insert(k.clone(), s);
-            }
-        }
+        p.keep_json_settings(c);
     }
     if p.prompt.is_none() {
         p.prompt = raw.get("Description").map(str::to_string);

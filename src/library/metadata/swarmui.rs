@@ -25,11 +25,7 @@ pub fn parse_swarmui(text: &str) -> Option<GenerationParams> {
         .and_then(|models| models.iter().find(|m| m.get("param").and_then(|v| v.as_str()) == Some("model")))
         .and_then(|m| m.get("hash"))
         .and_then(json_string);
-    for (k, v) in params {
-        if let Some(s) = json_string(v) {
-            p.settings.insert(k.clone(), s);
-        }
-    }
+    p.keep_json_settings(params);
     Some(p)
 }
 
