@@ -299,6 +299,7 @@ fn jpeg_metadata(mut reader: impl Read) -> std::io::Result<Vec<(String, String)>
 /// The WebP `EXIF` chunk's texts (with or without the `Exif\0\0` prefix writers disagree on).
 fn webp_metadata<R: Read + Seek>(mut reader: R) -> std::io::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
+    let mut lossless = false;
     reader.seek(SeekFrom::Start(12))?;
     loop {
         let mut head = [0u8; 8];
@@ -313,11 +314,27 @@ fn webp_metadata<R: Read + Seek>(mut reader: R) -> std::io::Result<Vec<(String, 
             exif_texts(tiff, &mut out);
             reader.seek(SeekFrom::Current(padded - i64::from(len)))?;
         } else {
+            lossless |= &head[..4] == b"VP8L";
             reader.seek(SeekFrom::Current(padded))?;
+        }
+    }
+    // NovelAI hides its metadata in lossless WebPs' pixels too (lossy coding would erase it).
+    if lossless && !out.iter().any(|(key, _)| GENERATION_KEYS.contains(&key.as_str())) {
+        let end = reader.seek(SeekFrom::End(0))?;
+        if end <= MAX_WEBP_SEARCH_BYTES {
+            reader.seek(SeekFrom::Start(0))?;
+            let mut bytes = Vec::with_capacity(end as usize);
+            reader.read_to_end(&mut bytes)?;
+            if let Some(text) = super::stealth::webp_stealth_text(&bytes) {
+                push_hidden_text(&text, &mut out);
+            }
         }
     }
     Ok(out)
 }
+
+/// Lossless WebPs larger than this are not searched for a stealth message.
+const MAX_WEBP_SEARCH_BYTES: u64 = 64 << 20;
 
 /// A TIFF structure's byte order.
 #[derive(Clone, Copy)]

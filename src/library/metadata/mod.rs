@@ -430,6 +430,12 @@ mod tests {
         let mut pixels = vec![255u8; 128 * 128 * 4];
         hide(&mut pixels, 128, 128, 4, "stealth_pngcomp", &gzip(chunks.as_bytes()));
         assert_nai(&read("nai.png", &png(&pixels, 128, 128, 4)));
+        // A lossless WebP stripped of its EXIF still carries the copy in its pixels.
+        let mut webp = Vec::new();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+            .encode(&pixels, 128, 128, image::ExtendedColorType::Rgba8)
+            .unwrap();
+        assert_nai(&read("stripped.webp", &webp));
     }
 
     #[test]

@@ -133,6 +133,19 @@ pub fn png_stealth_text(reader: impl BufRead + Seek) -> Option<String> {
     stealth_text(&Pixels { data: &data, width, rows, height, channels })
 }
 
+/// The hidden text of a lossless WebP (decoded whole: WebP has no row-by-row reading here).
+pub fn webp_stealth_text(bytes: &[u8]) -> Option<String> {
+    use image::ImageDecoder as _;
+    let decoder = image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(bytes)).ok()?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return None;
+    }
+    let rgba = image::DynamicImage::from_decoder(decoder).ok()?.into_rgba8();
+    let (width, height) = (width as usize, height as usize);
+    stealth_text(&Pixels { data: rgba.as_raw(), width, rows: height, height, channels: 4 })
+}
+
 /// A gzip member's contents (RFC 1952), refusing to inflate past [`MAX_PAYLOAD_BYTES`].
 fn gunzip(data: &[u8]) -> Option<Vec<u8>> {
     const FHCRC: u8 = 2;
@@ -242,6 +255,19 @@ pub(crate) mod tests {
             let read = png_stealth_text(std::io::Cursor::new(&file));
             assert_eq!(read.as_deref(), Some(text), "{signature} in {channels} channels");
         }
+    }
+
+    #[test]
+    fn a_lossless_webp_carries_a_message_too() {
+        let text = "a lighthouse\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 5, Size: 64x64";
+        let mut pixels = vec![255u8; 64 * 64 * 4];
+        hide(&mut pixels, 64, 64, 4, "stealth_pngcomp", &gzip(text.as_bytes()));
+        let mut webp = Vec::new();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+            .encode(&pixels, 64, 64, image::ExtendedColorType::Rgba8)
+            .unwrap();
+        assert_eq!(webp_stealth_text(&webp).as_deref(), Some(text));
+        assert_eq!(webp_stealth_text(b"RIFF\0\0\0\0WEBPVP8L"), None);
     }
 
     #[test]
