@@ -258,6 +258,35 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn damaged_messages_and_random_pixels_never_panic() {
+        // A message, then thousands of random flips of its bits and random shapes over it.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut pixels = vec![255u8; 48 * 48 * 4];
+        hide(&mut pixels, 48, 48, 4, "stealth_pngcomp", &gzip(b"Steps: 20, Seed: 1"));
+        for _ in 0..3000 {
+            let mut damaged = pixels.clone();
+            for _ in 0..(next() % 8) {
+                let at = (next() as usize) % damaged.len();
+                damaged[at] ^= 1 << (next() % 8);
+            }
+            let width = 1 + (next() as usize) % 64;
+            let channels = 3 + (next() as usize) % 2;
+            let rows = damaged.len() / (width * channels);
+            let height = rows.max(1 + (next() as usize) % 200);
+            let data = &damaged[..rows * width * channels];
+            let _ = stealth_text(&Pixels { data, width, rows, height, channels });
+            let cut = (next() as usize) % damaged.len();
+            let _ = gunzip(&damaged[..cut]);
+        }
+    }
+
+    #[test]
     fn a_lossless_webp_carries_a_message_too() {
         let text = "a lighthouse\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 5, Size: 64x64";
         let mut pixels = vec![255u8; 64 * 64 * 4];
