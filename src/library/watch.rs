@@ -755,7 +755,15 @@ mod tests {
         wait_for(&fx.db, "rows marked missing", |s| row(s, &path).is_some_and(|r| r.missing));
         std::fs::rename(&away, &fx.root).unwrap();
         wait_for(&fx.db, "rows back", |s| row(s, &path).is_some_and(|r| !r.missing));
-        let seen: Vec<WatchEvent> = events.try_iter().collect();
+        let mut seen: Vec<WatchEvent> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let both = |seen: &[WatchEvent]| {
+            seen.iter().any(|e| matches!(e, WatchEvent::FolderGone { .. }))
+                && seen.iter().any(|e| matches!(e, WatchEvent::FolderBack { .. }))
+        };
+        while !both(&seen) && Instant::now() < deadline {
+            seen.extend(events.recv_timeout(Duration::from_millis(100)));
+        }
         assert!(seen.iter().any(|e| matches!(e, WatchEvent::FolderGone { .. })), "{seen:?}");
         assert!(seen.iter().any(|e| matches!(e, WatchEvent::FolderBack { .. })), "{seen:?}");
         // Watching resumed: a new file after the return is imported.
@@ -795,14 +803,15 @@ mod tests {
         assert!(row(&store, &text).unwrap().record.error.is_some());
         #[cfg(unix)]
         assert!(row(&store, &fifo).unwrap().record.error.as_deref().unwrap().contains("not a regular file"));
-        let issues: Vec<ScanIssue> = events
-            .try_iter()
-            .filter_map(|e| match e {
-                WatchEvent::Updated { report, .. } => Some(report.issues),
-                _ => None,
-            })
-            .flatten()
-            .collect();
+        // The event follows the commit the rows came with: wait for it rather than race it.
+        let mut issues: Vec<ScanIssue> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let reported = |issues: &[ScanIssue]| [&zero, &text, &cut].iter().all(|p| issues.iter().any(|i| &i.path == *p));
+        while !reported(&issues) && Instant::now() < deadline {
+            if let Ok(WatchEvent::Updated { report, .. }) = events.recv_timeout(Duration::from_millis(100)) {
+                issues.extend(report.issues);
+            }
+        }
         for path in [&zero, &text, &cut] {
             assert!(issues.iter().any(|i| &i.path == path), "{} not reported: {issues:?}", path.display());
         }
