@@ -25,11 +25,6 @@ pub fn set_current_thread_priority(priority: Priority) {
     let _ = thread_priority::set_current_thread_priority(value);
 }
 
-/// Lowers the calling thread to [`Priority::Background`].
-pub fn lower_current_thread_priority() {
-    set_current_thread_priority(Priority::Background);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

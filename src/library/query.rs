@@ -316,7 +316,6 @@ impl LibraryService {
             next_check: Instant::now() + CHANGE_POLL,
             check_failing: false,
             running: false,
-            follow_up: None,
         };
         let thread = std::thread::Builder::new().name(THREAD_NAME.to_string()).spawn(move || {
             crate::priority::set_current_thread_priority(crate::priority::Priority::Service);
@@ -456,8 +455,6 @@ struct ServiceThread {
     check_failing: bool,
     /// Set once the thread runs, so `Stopped` is sent only by a thread that started.
     running: bool,
-    /// Rows that follow the view just answered ([`LibraryService::view_with_rows`]).
-    follow_up: Option<LibraryEvent>,
 }
 
 impl ServiceThread {
@@ -606,7 +603,6 @@ impl ServiceThread {
             return;
         }
         let answer = self.answer(generation, request);
-        let follow_up = self.follow_up.take();
         let stats = &self.shared.stats;
         if self.shared.is_stale(kind, generation) {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -614,7 +610,7 @@ impl ServiceThread {
         }
         stats.answered.fetch_add(1, Ordering::Relaxed);
         match answer {
-            Ok(event) => {
+            Ok((event, follow_up)) => {
                 self.emit(event);
                 if let Some(rows) = follow_up {
                     self.emit(rows);
@@ -626,7 +622,13 @@ impl ServiceThread {
         }
     }
 
-    fn answer(&mut self, generation: Generation, request: Box<ReadRequest>) -> Result<LibraryEvent, StoreError> {
+    /// The answer to a read, and the rows that follow a view asked with them
+    /// ([`LibraryService::view_with_rows`]).
+    fn answer(
+        &mut self,
+        generation: Generation,
+        request: Box<ReadRequest>,
+    ) -> Result<(LibraryEvent, Option<LibraryEvent>), StoreError> {
         let rows_generation = self.shared.latest[ReadKind::Rows.index()].load(Ordering::Relaxed);
         let mut follow_up = None;
         let store = self.store()?;
@@ -653,8 +655,7 @@ impl ServiceThread {
                 LibraryEvent::Params { generation, image_id, params: store.image_params(image_id)?.map(Box::new) }
             }
         };
-        self.follow_up = follow_up;
-        Ok(event)
+        Ok((event, follow_up))
     }
 }
 

@@ -192,7 +192,7 @@ impl LibraryWatcher {
         };
         let thread = std::thread::Builder::new().name("rewardlens-watch".to_string()).spawn(move || {
             // Scans and rescans are background work: the UI (and its first frame) comes first.
-            crate::priority::lower_current_thread_priority();
+            crate::priority::set_current_thread_priority(crate::priority::Priority::Background);
             state.run(&inputs, folders);
         })?;
         Ok((Self { inbox, stop, thread: Some(thread) }, receiver))

@@ -90,7 +90,7 @@ impl Executor {
             .thread_name(|i| format!("rewardlens-decode-{i}"))
             .start_handler(move |_| {
                 if background {
-                    crate::priority::lower_current_thread_priority();
+                    crate::priority::set_current_thread_priority(crate::priority::Priority::Background);
                 }
             })
             .build()

@@ -93,11 +93,11 @@ impl ScoringWorker {
             // priority, it cannot land on threads shared with anything else.
             let pool = rayon::ThreadPoolBuilder::new()
                 .thread_name(|i| format!("rewardlens-model-{i}"))
-                .start_handler(|_| crate::priority::lower_current_thread_priority())
+                .start_handler(|_| crate::priority::set_current_thread_priority(crate::priority::Priority::Background))
                 .build()
                 .map_err(std::io::Error::other)?;
             std::thread::Builder::new().name("rewardlens-scoring".to_string()).spawn(move || {
-                crate::priority::lower_current_thread_priority();
+                crate::priority::set_current_thread_priority(crate::priority::Priority::Background);
                 pool.install(move || executor.run(&inbox));
             })?
         } else {

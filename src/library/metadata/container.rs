@@ -78,7 +78,7 @@ fn raw_metadata_from_reader<R: Read + Seek>(path: &Path, mut reader: R) -> Resul
     let found = match ImageFormat::sniff(&magic[..n]) {
         Some(ImageFormat::Png) => png_text_chunks(&mut reader).and_then(|mut entries| {
             // Only a PNG that says nothing in text is searched for a message in its pixels.
-            if !entries.iter().any(|(key, _)| GENERATION_KEYS.contains(&key.as_str())) {
+            if !carries_generation_text(&entries) {
                 reader.seek(SeekFrom::Start(0))?;
                 if let Some(text) = super::stealth::png_stealth_text(std::io::BufReader::new(&mut reader)) {
                     push_hidden_text(&text, &mut entries);
@@ -94,7 +94,7 @@ fn raw_metadata_from_reader<R: Read + Seek>(path: &Path, mut reader: R) -> Resul
     Ok(raw)
 }
 
-/// Text chunk keys that carry generation metadata: a PNG with none of them may hide it in pixels.
+/// Text keys that carry generation metadata: a file with none of them may hide it in its pixels.
 const GENERATION_KEYS: [&str; 9] = [
     "parameters",
     "prompt",
@@ -106,6 +106,14 @@ const GENERATION_KEYS: [&str; 9] = [
     "Dream",
     "sui_image_params",
 ];
+
+/// Whether a file's text entries already carry generation metadata (a generation key, or a
+/// non-empty EXIF UserComment): only a file that says nothing is searched for it in its pixels.
+fn carries_generation_text(entries: &[(String, String)]) -> bool {
+    entries
+        .iter()
+        .any(|(key, text)| GENERATION_KEYS.contains(&key.as_str()) || (key == USER_COMMENT && !text.trim().is_empty()))
+}
 
 /// A stealth message's entries: JSON is unpacked into its keys (NovelAI's chunks, ComfyUI's
 /// `prompt`/`workflow`), anything else is A1111 infotext.
@@ -319,7 +327,7 @@ fn webp_metadata<R: Read + Seek>(mut reader: R) -> std::io::Result<Vec<(String, 
         }
     }
     // NovelAI hides its metadata in lossless WebPs' pixels too (lossy coding would erase it).
-    if lossless && !out.iter().any(|(key, _)| GENERATION_KEYS.contains(&key.as_str())) {
+    if lossless && !carries_generation_text(&out) {
         let end = reader.seek(SeekFrom::End(0))?;
         if end <= MAX_WEBP_SEARCH_BYTES {
             reader.seek(SeekFrom::Start(0))?;
