@@ -36,6 +36,8 @@ enum Command {
     List(cli::list::ListArgs),
     /// Sum the library up by prompt, or rank its checkpoints with intervals and paired comparisons.
     Groups(cli::groups::GroupsArgs),
+    /// Find the ImageReward model (list, path) or download it into the Hugging Face cache.
+    Model(cli::model::ModelArgs),
     /// Time the model (image tower, text part, whole) and report load time and peak memory.
     Bench(cli::bench::BenchArgs),
     /// Write a fixture library of generated-looking images with prompts and checkpoints.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Some(Command::Scan(a)) => cli::scan::run(&a),
         Some(Command::List(a)) => cli::list::run(&a),
         Some(Command::Groups(a)) => cli::groups::run(&a),
+        Some(Command::Model(a)) => cli::model::run(&a),
         Some(Command::Bench(a)) => cli::bench::run(&a),
         Some(Command::Synth(a)) => cli::synth::run(&a),
         Some(Command::GpuServe) => {

@@ -10,6 +10,7 @@ pub mod interrupt;
 pub mod json_path;
 pub mod list;
 pub mod meta;
+pub mod model;
 pub mod scan;
 pub mod score;
 pub mod synth;

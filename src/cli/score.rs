@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
+use rewardlens::model::locate::{CacheDirs, locate};
+
 use super::interrupt::{INTERRUPTED_EXIT, stop_flag, stopped};
 use super::json_path::JsonPath;
 use rewardlens::image_file::collect_images;
@@ -23,9 +25,10 @@ use rewardlens::scoring::{
 /// Arguments of `rewardlens score`.
 #[derive(clap::Args, Debug)]
 pub struct ScoreArgs {
-    /// Model folder (ImageReward.pt or model.safetensors, med_config.json) or its weight file.
+    /// Model folder (ImageReward.pt or model.safetensors, med_config.json) or its weight file; by
+    /// default the one `rewardlens model path` names (~/.cache/ImageReward, then the hub cache).
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Prompt to score every image against; without it each image's own generation prompt is used.
     #[arg(long)]
     pub prompt: Option<String>,
@@ -78,7 +81,7 @@ pub struct Scored {
 }
 
 /// The worker set-up the flags ask for.
-fn worker_config(args: &ScoreArgs) -> anyhow::Result<WorkerConfig> {
+fn worker_config(args: &ScoreArgs, model: PathBuf) -> anyhow::Result<WorkerConfig> {
     let db = if args.no_store {
         None
     } else {
@@ -95,12 +98,7 @@ fn worker_config(args: &ScoreArgs) -> anyhow::Result<WorkerConfig> {
     };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     Ok(WorkerConfig {
-        model: ModelSpec {
-            path: args.model.clone(),
-            device: args.device,
-            dtype: args.dtype,
-            batch: args.batch.map(|b| b as usize),
-        },
+        model: ModelSpec { path: model, device: args.device, dtype: args.dtype, batch: args.batch.map(|b| b as usize) },
         db,
         embedding_cache: cache,
         decode_threads: cores,
@@ -119,8 +117,17 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no image files found in the given paths");
     }
     stop_flag();
-    let (worker, events) = ScoringWorker::start(worker_config(args)?).context("cannot start the scoring worker")?;
-    wait_for_model(&events).with_context(|| format!("cannot load the model from {}", args.model.display()))?;
+    let model = match &args.model {
+        Some(path) => path.clone(),
+        None => {
+            let found = locate(None, &CacheDirs::from_env())?;
+            eprintln!("model: {} (from {})", found.path.display(), found.origin);
+            found.path
+        }
+    };
+    let config = worker_config(args, model.clone())?;
+    let (worker, events) = ScoringWorker::start(config).context("cannot start the scoring worker")?;
+    wait_for_model(&events).with_context(|| format!("cannot load the model from {}", model.display()))?;
     let total = files.len();
     let request = ScoreRequest {
         items: files.into_iter().map(ScoreItem::file).collect(),

@@ -457,3 +457,48 @@ fn a_file_name_that_is_not_utf8_is_scored_and_listed_and_the_run_goes_on() {
         }
     }
 }
+
+/// `rewardlens` with a private home and the hub at `endpoint`: nothing of the user's caches is seen.
+fn with_home(home: &Path, endpoint: &str) -> Command {
+    let mut cmd = crate::util::rewardlens_command();
+    cmd.env("HOME", home).env("HF_ENDPOINT", endpoint);
+    for var in ["HF_HOME", "HF_HUB_CACHE", "XDG_CACHE_HOME", "HF_TOKEN"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+#[test]
+fn a_downloaded_model_is_found_and_scores_like_the_fixture() {
+    use rewardlens::model::hub::test_hub::LocalHub;
+    let hub = LocalHub::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let none = with_home(home.path(), &hub.endpoint()).args(["model", "path"]).output().unwrap();
+    assert!(!none.status.success());
+    assert!(text(&none.stderr).contains("rewardlens model download"), "{}", text(&none.stderr));
+
+    let out = with_home(home.path(), &hub.endpoint()).args(["model", "download", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = &json_lines(&out)[0];
+    assert_eq!(summary["fetched_bytes"].as_u64().unwrap(), hub.total_bytes());
+    let dir = summary["path"].as_str().unwrap().to_string();
+    assert!(dir.contains(".cache/huggingface/hub/models--THUDM--ImageReward/snapshots/"), "{dir}");
+
+    let path = with_home(home.path(), &hub.endpoint()).args(["model", "path", "--json"]).output().unwrap();
+    let found = &json_lines(&path)[0];
+    assert_eq!((found["path"].as_str().unwrap(), found["origin"].as_str().unwrap()), (dir.as_str(), "hub_cache"));
+
+    let score = |extra: &[&str]| {
+        let mut cmd = with_home(home.path(), &hub.endpoint());
+        cmd.args(["score", "--json", "--no-store", "--no-cache", "--prompt", "a red cube"]).args(extra);
+        let out = cmd.arg(fixture("images")).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        json_lines(&out)
+            .iter()
+            .map(|l| (l["path"].as_str().unwrap().to_string(), l["score"].as_f64().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let located = score(&[]);
+    assert!(!located.is_empty());
+    assert_eq!(located, score(&["--model", &fixture("tiny-pt")]));
+}
