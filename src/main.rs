@@ -36,6 +36,10 @@ enum Command {
     List(cli::list::ListArgs),
     /// Sum the library up by prompt, or rank its checkpoints with intervals and paired comparisons.
     Groups(cli::groups::GroupsArgs),
+    /// Copy (or move) the best or favorite images into a folder with their sidecars and a manifest.
+    Export(cli::export::ExportArgs),
+    /// Send the worst-ranked images to the system trash (or list them with --dry-run).
+    Cull(cli::cull::CullArgs),
     /// Find the ImageReward model (list, path) or download it into the Hugging Face cache.
     Model(cli::model::ModelArgs),
     /// Time the model (image tower, text part, whole) and report load time and peak memory.
@@ -56,6 +60,8 @@ fn main() -> ExitCode {
         Some(Command::Scan(a)) => cli::scan::run(&a),
         Some(Command::List(a)) => cli::list::run(&a),
         Some(Command::Groups(a)) => cli::groups::run(&a),
+        Some(Command::Export(a)) => cli::export::run(&a),
+        Some(Command::Cull(a)) => cli::cull::run(&a),
         Some(Command::Model(a)) => cli::model::run(&a),
         Some(Command::Bench(a)) => cli::bench::run(&a),
         Some(Command::Synth(a)) => cli::synth::run(&a),

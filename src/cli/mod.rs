@@ -5,6 +5,8 @@ pub mod bench;
 pub mod bench_app;
 pub mod bench_library;
 pub mod bench_rerank;
+pub mod cull;
+pub mod export;
 pub mod groups;
 pub mod interrupt;
 pub mod json_path;

@@ -140,12 +140,23 @@ fn candidate_json(c: &Candidate, used: bool) -> serde_json::Value {
     })
 }
 
-/// One line on stderr, rewritten in place: bytes, rate and time left.
+/// One line on stderr, rewritten in place on a terminal (a line every 5 s otherwise): bytes, rate
+/// and time left.
 fn progress_line(p: &Progress) {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if !tty {
+        let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed().as_secs() < 5) && p.done < p.total {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+    }
     let pct = if p.total > 0 { p.done as f64 * 100.0 / p.total as f64 } else { 0.0 };
     let eta = p.eta.map_or_else(|| "--".to_string(), |d| format!("{}:{:02}", d.as_secs() / 60, d.as_secs() % 60));
+    let (start, end) = if tty { ("\r", "\x1b[K") } else { ("", "\n") };
     eprint!(
-        "\r{:>5.1}%  {} / {}  {}/s  {} left  {}\x1b[K",
+        "{start}{:>5.1}%  {} / {}  {}/s  {} left  {}{end}",
         pct,
         human_bytes(p.done),
         human_bytes(p.total),

@@ -2,6 +2,8 @@
 //! thumbnails.
 //! No GUI dependency.
 
+pub mod cull;
+pub mod export;
 pub mod groups;
 pub mod metadata;
 pub mod query;

@@ -502,3 +502,83 @@ fn a_downloaded_model_is_found_and_scores_like_the_fixture() {
     assert!(!located.is_empty());
     assert_eq!(located, score(&["--model", &fixture("tiny-pt")]));
 }
+
+/// A copied fixture library scored against "a red cube"; returns it and the paths best first.
+fn scored_library() -> (Library, Vec<String>) {
+    let lib = library();
+    let out = rewardlens(&[
+        "score",
+        "--db",
+        &lib.db,
+        "--model",
+        &fixture("tiny-st"),
+        "--prompt",
+        "a red cube",
+        "--json",
+        &lib.images,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let best_first = json_lines(&out).iter().map(|l| l["path"].as_str().unwrap().to_string()).collect();
+    (lib, best_first)
+}
+
+#[test]
+fn export_copies_the_best_with_a_manifest_and_never_overwrites() {
+    let (lib, best) = scored_library();
+    let to = tempfile::tempdir().unwrap();
+    let top = Path::new(&best[0]).file_name().unwrap().to_owned();
+    std::fs::write(to.path().join(&top), b"mine").unwrap();
+    let dest = to.path().display().to_string();
+    let args = ["export", "--db", &lib.db, "--prompt", "a red cube", "--top", "3", "--to", &dest, "--json"];
+    let out = rewardlens(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().all(|l| l["status"] == "exported"), "{lines:?}");
+    assert_eq!(lines[0]["path"].as_str().unwrap(), best[0]);
+    assert_ne!(lines[0]["exported"].as_str().unwrap(), top.to_str().unwrap(), "a numbered name, not the user's file");
+    assert_eq!(std::fs::read(to.path().join(&top)).unwrap(), b"mine");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(to.path().join("manifest.json")).unwrap()).unwrap();
+    let images = manifest["images"].as_array().unwrap();
+    assert_eq!(images.len(), 3);
+    assert_eq!(images[0]["reward_prompt"], "a red cube");
+    assert_eq!(images[0]["percentile"], 100.0);
+    assert!(images[0]["content_hash"].as_str().unwrap().len() == 64);
+    let csv = std::fs::read_to_string(to.path().join("manifest.csv")).unwrap();
+    assert!(csv.starts_with("source_path,exported_name,"), "{csv}");
+    // Again: everything is already there.
+    let again = rewardlens(&args);
+    let lines = json_lines(&again);
+    assert!(lines.iter().all(|l| l["status"] == "already_there"), "{lines:?}");
+    assert_eq!(std::fs::read_dir(to.path()).unwrap().count(), 1 + 3 + 2);
+}
+
+#[test]
+fn cull_lists_then_trashes_the_worst_and_keeps_favorites() {
+    let (lib, best) = scored_library();
+    let worst = best.last().unwrap().clone();
+    let data_home = tempfile::tempdir().unwrap();
+    let cull = |extra: &[&str]| {
+        let mut cmd = crate::util::rewardlens_command();
+        cmd.env("XDG_DATA_HOME", data_home.path());
+        cmd.args(["cull", "--db", &lib.db, "--prompt", "a red cube", "--bottom-percent", "20", "--json"]).args(extra);
+        cmd.output().unwrap()
+    };
+    let dry = cull(&["--dry-run"]);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let listed = json_lines(&dry);
+    assert_eq!(listed.len(), best.len().div_ceil(5));
+    assert_eq!(listed[0]["path"].as_str().unwrap(), worst);
+    assert!(Path::new(&worst).exists(), "a dry run moves nothing");
+    let trashed = cull(&["--trash"]);
+    assert!(trashed.status.success(), "{}", text(&trashed.stderr));
+    let lines = json_lines(&trashed);
+    assert_eq!(lines.len(), listed.len());
+    assert!(lines.iter().all(|l| l["status"] == "trashed"));
+    assert!(!Path::new(&worst).exists());
+    let name = Path::new(&worst).file_name().unwrap();
+    assert!(data_home.path().join("Trash/files").join(name).exists(), "in the trash, not deleted");
+    let list = rewardlens(&["list", "--db", &lib.db, "--json"]);
+    assert!(!text(&list.stdout).contains(&worst), "a trashed image leaves the view");
+}
