@@ -17,12 +17,15 @@ use crate::library::query::{GroupsAnswer, LibraryEvent, Operation, ReadKind};
 use crate::library::thumbnails::{ThumbnailEvent, ThumbnailRequest};
 use crate::library::views::{SlimRow, View, ViewFilter, ViewOrder, ViewQuery};
 use crate::library::watch::{FolderStatus, WatchEvent};
+use crate::model::hub::Progress as DownloadProgress;
+use crate::model::locate::ModelOrigin;
 use crate::scoring::{ModelState, Priority, Progress, ScoreItem, ScoreRequest, ScoringEvent, Ticket, WorkerWarning};
 use crate::wake::Waker;
 
 use super::backends::{AppConfig, Backends};
 use super::full_images::{FullImageEvent, Wanted};
 use super::jobs::{DialogPurpose, JobEvent, PromptSource, SelectionAction, TrashItem};
+use super::model_fetch::FetchEvent;
 use super::settings::{self, Settings, SortKey, Theme};
 use super::textures::{TextureCache, TextureKey, UPLOAD_BUDGET};
 
@@ -120,6 +123,24 @@ pub enum ModelStatus {
     },
 }
 
+/// Finding or downloading a model, as the banner shows it.
+#[derive(Debug, Clone, Default)]
+pub enum FetchState {
+    /// Nothing asked, or a model is set.
+    #[default]
+    Idle,
+    /// Looking in the Python tools' cache folders.
+    Locating,
+    /// None found; what each place holds.
+    NotFound(String),
+    /// Downloading; the latest progress.
+    Downloading(Option<DownloadProgress>),
+    /// Cancelled by the user; what arrived is kept.
+    Paused(Option<DownloadProgress>),
+    /// Stopped on an error; what arrived is kept unless it was corrupt.
+    Failed(String),
+}
+
 /// A rerank by a prompt, under way or done.
 #[derive(Debug, Clone)]
 pub struct Rerank {
@@ -169,6 +190,10 @@ pub enum Command {
     RemoveFolder(PathBuf),
     /// Load the model the settings now name.
     ApplyModel,
+    /// Download (or resume downloading) the published model into the hub cache.
+    DownloadModel,
+    /// Stop the download; what arrived is kept.
+    CancelDownload,
     /// Read a rerank prompt from somewhere.
     ReadPrompt(PromptSource),
     /// Change the thumbnail size by this many points.
@@ -221,6 +246,10 @@ pub struct App {
     pub(super) folders: Vec<FolderStatus>,
     pub(super) scans: HashMap<PathBuf, (usize, usize)>,
     pub(super) model: ModelStatus,
+    /// Finding or downloading a model.
+    pub(super) fetch: FetchState,
+    /// A model found in a cache folder (or downloaded), used when none is set.
+    pub(super) found_model: Option<(PathBuf, ModelOrigin)>,
     pub(super) progress: Option<Progress>,
     pub(super) scoring_failures: HashMap<ContentHash, String>,
     pub(super) thumb_failures: HashMap<ContentHash, String>,
@@ -335,6 +364,8 @@ impl App {
             folders: Vec::new(),
             scans: HashMap::new(),
             model: ModelStatus::Missing,
+            fetch: FetchState::Idle,
+            found_model: None,
             progress: None,
             scoring_failures: HashMap::new(),
             thumb_failures: HashMap::new(),
@@ -378,6 +409,10 @@ impl App {
         app.apply_theme(&ctx);
         if app.model_override.is_some() || app.settings.model_dir.is_some() {
             app.start_model();
+        } else if let Some(fetch) = &app.backends.fetch {
+            // No model set: look where the Python tools keep it (off this thread).
+            fetch.locate();
+            app.fetch = FetchState::Locating;
         }
         app.refresh_view();
         app.refresh_groups();
@@ -402,6 +437,11 @@ impl App {
     /// The row of an image, when fetched (tests read it).
     pub fn row(&self, image_id: i64) -> Option<&SlimRow> {
         self.rows.get(&image_id).map(|(_, row)| row)
+    }
+
+    /// Finding or downloading a model (tests read it).
+    pub fn fetch_state(&self) -> &FetchState {
+        &self.fetch
     }
 
     /// The screen shown.
@@ -804,6 +844,8 @@ impl App {
         let mut settings = self.settings.clone();
         if let Some(path) = &self.model_override {
             settings.model_dir = Some(path.clone());
+        } else if settings.model_dir.is_none() {
+            settings.model_dir = self.found_model.as_ref().map(|(path, _)| path.clone());
         }
         let Some(spec) = settings.model_spec() else {
             self.model = ModelStatus::Missing;
@@ -854,6 +896,10 @@ impl App {
             }
             if let Ok(event) = self.backends.job_events.try_recv() {
                 self.on_job(event);
+                any = true;
+            }
+            if let Some(event) = next(&self.backends.fetch_events) {
+                self.on_fetch(event);
                 any = true;
             }
             if !any {
@@ -1034,6 +1080,44 @@ impl App {
                     self.model = ModelStatus::Failed { path, error: "the scoring worker stopped".into() };
                     self.log(Level::Error, "the scoring worker stopped; apply the model settings to start it again");
                 }
+            }
+        }
+    }
+
+    fn on_fetch(&mut self, event: FetchEvent) {
+        match event {
+            FetchEvent::Located(Ok((path, origin))) => {
+                self.fetch = FetchState::Idle;
+                self.log(Level::Info, format!("using the ImageReward model from {origin}: {}", path.display()));
+                self.found_model = Some((path, origin));
+                if self.model_override.is_none() && self.settings.model_dir.is_none() {
+                    self.start_model();
+                }
+            }
+            FetchEvent::Located(Err(looked)) => {
+                self.log_quiet(Level::Info, looked.clone());
+                self.fetch = FetchState::NotFound(looked);
+            }
+            FetchEvent::Progress(p) => self.fetch = FetchState::Downloading(Some(p)),
+            FetchEvent::Downloaded(Ok(dir)) => {
+                self.fetch = FetchState::Idle;
+                self.log(Level::Info, format!("downloaded the ImageReward model into {}", dir.display()));
+                self.found_model = Some((dir, ModelOrigin::HubCache { revision: String::new() }));
+                if self.model_override.is_none() && self.settings.model_dir.is_none() {
+                    self.start_model();
+                }
+            }
+            FetchEvent::Downloaded(Err(error)) => {
+                self.log(Level::Error, format!("the model download stopped: {error}"));
+                self.fetch = FetchState::Failed(error);
+            }
+            FetchEvent::Cancelled => {
+                let last = match &self.fetch {
+                    FetchState::Downloading(p) => p.clone(),
+                    _ => None,
+                };
+                self.log(Level::Info, "model download paused; what arrived is kept for Resume");
+                self.fetch = FetchState::Paused(last);
             }
         }
     }
@@ -1241,6 +1325,23 @@ impl App {
                 self.model_input =
                     self.settings.model_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
                 self.start_model();
+            }
+            Command::DownloadModel => {
+                if let Some(fetch) = &self.backends.fetch
+                    && fetch.can_download()
+                {
+                    fetch.download();
+                    let last = match &self.fetch {
+                        FetchState::Paused(p) => p.clone(),
+                        _ => None,
+                    };
+                    self.fetch = FetchState::Downloading(last);
+                }
+            }
+            Command::CancelDownload => {
+                if let Some(fetch) = &self.backends.fetch {
+                    fetch.cancel();
+                }
             }
             Command::ReadPrompt(source) => self.backends.jobs.read_prompt(source),
             Command::ThumbSize(delta) => {

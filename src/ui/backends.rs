@@ -14,6 +14,9 @@ use crate::wake::Waker;
 
 use super::full_images::{FullImageEvent, FullImages};
 use super::jobs::{JobEvent, Jobs};
+use super::model_fetch::{FetchEvent, ModelFetch};
+use crate::model::hub::HubSettings;
+use crate::model::locate::CacheDirs;
 
 /// Where the app keeps its files, and how its workers are set up; tests point all of it at a
 /// temporary folder.
@@ -37,6 +40,11 @@ pub struct AppConfig {
     pub thumb_threads: usize,
     /// Run as the app benchmark (`rewardlens bench --app`).
     pub bench: Option<super::bench::BenchConfig>,
+    /// Where to look for a model the user already has and where a download goes (the Python
+    /// tools' cache folders); `None` neither looks nor downloads (tests that set their own).
+    pub model_search: Option<CacheDirs>,
+    /// The hub to download from (`HF_ENDPOINT`, the token); `None` offers no download.
+    pub hub: Option<HubSettings>,
 }
 
 impl AppConfig {
@@ -60,6 +68,8 @@ impl AppConfig {
             watch: WatchOptions::default(),
             thumb_threads: std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4)),
             bench: None,
+            model_search: Some(CacheDirs::from_env()),
+            hub: HubSettings::from_env(),
         })
     }
 }
@@ -86,6 +96,10 @@ pub struct Backends {
     pub full: Option<FullImages>,
     /// Its results.
     pub full_events: Option<Receiver<FullImageEvent>>,
+    /// Finding or downloading a model (absent when the app may not look, as in tests).
+    pub fetch: Option<ModelFetch>,
+    /// Its events.
+    pub fetch_events: Option<Receiver<FetchEvent>>,
     /// Errands.
     pub jobs: Jobs,
     /// Their results.
@@ -140,6 +154,16 @@ impl Backends {
                 (None, None)
             }
         };
+        let (fetch, fetch_events) = match &config.model_search {
+            Some(dirs) => match ModelFetch::start(dirs.clone(), config.hub.clone(), Some(waker.clone())) {
+                Ok((f, e)) => (Some(f), Some(e)),
+                Err(e) => {
+                    problems.push(format!("cannot look for a model: {e}"));
+                    (None, None)
+                }
+            },
+            None => (None, None),
+        };
         let (jobs, job_events) =
             Jobs::start(config.db.clone(), Some(waker.clone())).context("starting the errand thread")?;
         let backends = Self {
@@ -153,6 +177,8 @@ impl Backends {
             thumb_events,
             full,
             full_events,
+            fetch,
+            fetch_events,
             jobs,
             job_events,
             waker,

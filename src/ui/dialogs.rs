@@ -5,9 +5,10 @@ use egui::Ui;
 
 use crate::scoring::{DeviceKind, Precision};
 
-use super::app::{App, Command, ModelStatus};
+use super::app::{App, Command, FetchState, ModelStatus};
 use super::jobs::DialogPurpose;
 use super::settings::Theme;
+use crate::model::hub::human_bytes;
 
 /// Every key, where it acts, and what it does: the `?` sheet.
 pub const SHORTCUTS: &[(&str, &str)] = &[
@@ -79,17 +80,43 @@ impl App {
         }
     }
 
-    /// The banner above the grid when there are no scores to be had, saying how to get them.
+    /// The banner above the grid when there are no scores to be had, saying how to get them: a
+    /// model found on disk is used without a question; otherwise one click downloads it, with
+    /// progress, cancel and resume.
     pub(super) fn model_banner_ui(&mut self, ui: &mut Ui) {
-        let (title, detail) = match &self.model {
-            ModelStatus::Missing => (
+        let can_download = self.backends.fetch.as_ref().is_some_and(|f| f.can_download());
+        let (title, detail) = match (&self.model, &self.fetch) {
+            (ModelStatus::Missing, FetchState::Locating) => (
+                "Looking for the ImageReward model…".to_string(),
+                "in ~/.cache/ImageReward and the Hugging Face cache".to_string(),
+            ),
+            (ModelStatus::Missing, FetchState::Downloading(_)) => (
+                "Downloading the ImageReward model (1.8 GB) into the Hugging Face cache…".to_string(),
+                "Browsing works meanwhile; scoring starts when it is verified.".to_string(),
+            ),
+            (ModelStatus::Missing, FetchState::Paused(p)) => (
+                "Download paused.".to_string(),
+                match p {
+                    Some(p) => {
+                        format!("{} of {} kept; Resume goes on from there.", human_bytes(p.done), human_bytes(p.total))
+                    }
+                    None => "What arrived is kept; Resume goes on from there.".to_string(),
+                },
+            ),
+            (ModelStatus::Missing, FetchState::Failed(error)) => {
+                ("The model download stopped.".to_string(), error.clone())
+            }
+            (ModelStatus::Missing, _) => (
                 "Scores need the ImageReward model (1.8 GB).".to_string(),
-                "Point RewardLens at a folder holding ImageReward.pt and med_config.json (from huggingface.co/THUDM/ImageReward); browsing works meanwhile.".to_string(),
+                if can_download {
+                    "None was found on this computer. Download it from huggingface.co/THUDM/ImageReward, or point RewardLens at a folder holding ImageReward.pt and med_config.json; browsing works meanwhile.".to_string()
+                } else {
+                    "Point RewardLens at a folder holding ImageReward.pt and med_config.json (from huggingface.co/THUDM/ImageReward); browsing works meanwhile.".to_string()
+                },
             ),
-            ModelStatus::Failed { path, error } => (
-                format!("The model at {} did not load.", path.display()),
-                error.clone(),
-            ),
+            (ModelStatus::Failed { path, error }, _) => {
+                (format!("The model at {} did not load.", path.display()), error.clone())
+            }
             _ => return,
         };
         egui::Frame::group(ui.style()).fill(ui.visuals().faint_bg_color).show(ui, |ui| {
@@ -97,17 +124,53 @@ impl App {
                 ui.label(egui::RichText::new("ℹ").size(18.0));
                 ui.vertical(|ui| {
                     ui.strong(title);
-                    ui.label(egui::RichText::new(detail).weak());
+                    let detail = ui.label(egui::RichText::new(detail).weak());
+                    if let FetchState::NotFound(looked) = &self.fetch {
+                        detail.on_hover_text(looked.as_str());
+                    }
                 });
             });
+            if let (ModelStatus::Missing, FetchState::Downloading(progress)) = (&self.model, &self.fetch) {
+                let (fraction, text) = match progress {
+                    Some(p) if p.total > 0 => {
+                        let eta = p.eta.map_or_else(String::new, |d| {
+                            format!(" · {}:{:02} left", d.as_secs() / 60, d.as_secs() % 60)
+                        });
+                        let text = format!(
+                            "{} of {} · {}/s{eta}",
+                            human_bytes(p.done),
+                            human_bytes(p.total),
+                            human_bytes(p.rate as u64)
+                        );
+                        (p.done as f32 / p.total as f32, text)
+                    }
+                    _ => (0.0, "asking the hub…".to_string()),
+                };
+                ui.horizontal(|ui| {
+                    ui.add(egui::ProgressBar::new(fraction).text(text).desired_width(420.0));
+                    if ui.button("Cancel").on_hover_text("Stops; what arrived is kept for Resume").clicked() {
+                        self.commands.push(Command::CancelDownload);
+                    }
+                });
+                return;
+            }
             ui.horizontal(|ui| {
+                if matches!(self.model, ModelStatus::Missing) && can_download {
+                    let label = match self.fetch {
+                        FetchState::Paused(_) | FetchState::Failed(_) => "Resume download",
+                        _ => "Download ImageReward (1.8 GB)",
+                    };
+                    if ui.button(label).clicked() {
+                        self.commands.push(Command::DownloadModel);
+                    }
+                }
                 if ui.button("Use model files on disk…").clicked() {
                     self.commands.push(Command::PickFolder(DialogPurpose::ModelFolder));
                 }
                 if ui.button("Settings").clicked() {
                     self.settings_open = true;
                 }
-                ui.label(egui::RichText::new("or start with: rewardlens --model DIR").weak().monospace());
+                ui.label(egui::RichText::new("or run: rewardlens model download").weak().monospace());
             });
         });
         ui.add_space(4.0);

@@ -12,6 +12,7 @@ pub mod full_images;
 mod grid;
 pub mod jobs;
 mod leaderboard;
+pub mod model_fetch;
 mod prompt_bar;
 pub mod settings;
 mod sidebar;
@@ -19,7 +20,7 @@ mod status_bar;
 pub mod textures;
 mod viewer;
 
-pub use app::{App, Command, Level, ModelStatus, Screen};
+pub use app::{App, Command, FetchState, Level, ModelStatus, Screen};
 pub use backends::AppConfig;
 pub use dialogs::SHORTCUTS;
 

@@ -41,6 +41,8 @@ fn fixture(count: usize) -> Fixture {
         },
         thumb_threads: 2,
         bench: None,
+        model_search: None,
+        hub: None,
     };
     Fixture { tmp, images, config }
 }
@@ -372,4 +374,58 @@ fn the_app_renders_with_wgpu_on_a_software_adapter() {
     let differing = image.pixels().filter(|p| p.0 != first).count();
     assert!(differing > 10_000, "{differing} pixels differ from the corner");
     h.get_by_label("Welcome to RewardLens");
+}
+
+/// Cache folders in a private home: nothing of the user's own caches is seen.
+fn private_caches(home: &Path) -> rewardlens::model::locate::CacheDirs {
+    rewardlens::model::locate::CacheDirs { home: Some(home.to_path_buf()), ..Default::default() }
+}
+
+#[test]
+fn a_model_in_the_image_reward_cache_is_used_without_a_question() {
+    let mut fx = fixture(6);
+    fx.config.model = None;
+    let home = fx.tmp.path().join("home");
+    let cache = home.join(".cache/ImageReward");
+    std::fs::create_dir_all(&cache).unwrap();
+    for f in ["ImageReward.pt", "med_config.json", "vision_config.json"] {
+        std::fs::copy(fixtures().join("tiny-pt").join(f), cache.join(f)).unwrap();
+    }
+    fx.config.model_search = Some(private_caches(&home));
+    let mut h = harness(fx.config.clone());
+    wait_scored(&mut h, 6);
+    assert!(h.state().settings().model_dir.is_none(), "found, not written into the settings");
+    assert!(h.state().messages().iter().any(|m| m.text.contains("the ImageReward package's download folder")));
+}
+
+#[test]
+fn the_banner_downloads_the_model_with_progress_then_scores_with_it() {
+    use rewardlens::model::hub::test_hub::{Fault, LocalHub};
+    let hub = LocalHub::start(None);
+    hub.set_fault(Fault::Slow);
+    let mut fx = fixture(6);
+    fx.config.model = None;
+    let home = fx.tmp.path().join("home");
+    let dirs = private_caches(&home);
+    fx.config.hub =
+        rewardlens::model::hub::HubSettings::from_vars(|n| (n == "HF_ENDPOINT").then(|| hub.endpoint().into()), &dirs);
+    fx.config.model_search = Some(dirs);
+    let mut h = harness(fx.config.clone());
+    run_until(&mut h, "nothing found", |app| matches!(app.fetch_state(), rewardlens::ui::FetchState::NotFound(_)));
+    h.get_by_label("Download ImageReward (1.8 GB)").click();
+    run_until(
+        &mut h,
+        "progress shown",
+        |app| matches!(app.fetch_state(), rewardlens::ui::FetchState::Downloading(Some(p)) if p.done > 0),
+    );
+    h.get_by_label_contains("/s");
+    // Cancel, then resume: the download goes on from where it stopped.
+    h.get_by_label("Cancel").click();
+    run_until(&mut h, "paused", |app| matches!(app.fetch_state(), rewardlens::ui::FetchState::Paused(_)));
+    let sent = hub.cdn_bytes_sent();
+    hub.set_fault(Fault::None);
+    h.get_by_label("Resume download").click();
+    wait_scored(&mut h, 6);
+    assert!(hub.cdn_bytes_sent() - sent < hub.total_bytes(), "resumed, not fetched again from the start");
+    assert!(home.join(".cache/huggingface/hub/models--THUDM--ImageReward/refs/main").is_file());
 }
