@@ -192,6 +192,12 @@ pub fn plan(store: &Store, query: &ViewQuery, pick: Pick) -> Result<Vec<ExportIt
         Pick::TopPercent(p) => ((view.len() as f64 * p.clamp(0.0, 100.0) / 100.0).ceil() as usize).min(view.len()),
     };
     let ids: Vec<i64> = view.entries[..take].iter().map(|e| e.image_id).collect();
+    plan_ids(store, &ids, query)
+}
+
+/// These images (a selection), in this order, with what the manifest needs of each, their rewards
+/// as `query` gives them.
+pub fn plan_ids(store: &Store, ids: &[i64], query: &ViewQuery) -> Result<Vec<ExportItem>, ExportError> {
     let percentiles = library_percentiles(store, query)?;
     let mut items = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {

@@ -35,6 +35,8 @@ pub struct ViewFilter {
     pub folders: Vec<i64>,
     /// Favorites only.
     pub favorites: bool,
+    /// Everything but favorites (a cull keeps what the user marked).
+    pub not_favorites: bool,
     /// Overall rating at least this (1..7).
     pub min_rating: Option<u8>,
     /// Overall rating at most this (1..7).
@@ -240,6 +242,7 @@ fn broad(filter: &ViewFilter) -> bool {
         && filter.samplers.is_empty()
         && filter.folders.is_empty()
         && !filter.favorites
+        && !filter.not_favorites
         && filter.min_rating.is_none()
         && filter.max_rating.is_none()
         && filter.rated.is_none()
@@ -435,6 +438,9 @@ impl Store {
         }
         if f.favorites {
             sql.conditions.push("EXISTS (SELECT 1 FROM favorites v WHERE v.content_hash = i.content_hash)".into());
+        }
+        if f.not_favorites {
+            sql.conditions.push("NOT EXISTS (SELECT 1 FROM favorites v WHERE v.content_hash = i.content_hash)".into());
         }
         if let Some(min) = f.min_rating {
             let p = sql.arg(Value::Integer(i64::from(min)));
@@ -1104,6 +1110,7 @@ mod tests {
                 "sampler and generator",
             );
             check(ViewFilter { favorites: true, ..ViewFilter::default() }, &|i| i.favorite, "favorites");
+            check(ViewFilter { not_favorites: true, ..ViewFilter::default() }, &|i| !i.favorite, "not favorites");
             check(
                 ViewFilter { min_rating: Some(3), max_rating: Some(5), ..ViewFilter::default() },
                 &|i| i.rating.is_some_and(|r| (3..=5).contains(&r)),

@@ -23,6 +23,8 @@ use crate::scoring::{ModelState, Priority, Progress, ScoreItem, ScoreRequest, Sc
 use crate::wake::Waker;
 
 use super::backends::{AppConfig, Backends};
+use super::cull_dialog::CullDialog;
+use super::export_dialog::ExportDialog;
 use super::full_images::{FullImageEvent, Wanted};
 use super::jobs::{DialogPurpose, JobEvent, PromptSource, SelectionAction, TrashItem};
 use super::model_fetch::FetchEvent;
@@ -194,6 +196,12 @@ pub enum Command {
     DownloadModel,
     /// Stop the download; what arrived is kept.
     CancelDownload,
+    /// Start the export the export dialog describes.
+    Export,
+    /// Show the images the cull dialog's rule takes, for review.
+    CullReview,
+    /// Leave the cull review: the view as it was.
+    EndCullReview,
     /// Read a rerank prompt from somewhere.
     ReadPrompt(PromptSource),
     /// Change the thumbnail size by this many points.
@@ -248,6 +256,10 @@ pub struct App {
     pub(super) model: ModelStatus,
     /// Finding or downloading a model.
     pub(super) fetch: FetchState,
+    /// The export dialog and the export under way.
+    pub(super) export: ExportDialog,
+    /// The cull dialog and its review.
+    pub(super) cull: CullDialog,
     /// A model found in a cache folder (or downloaded), used when none is set.
     pub(super) found_model: Option<(PathBuf, ModelOrigin)>,
     pub(super) progress: Option<Progress>,
@@ -365,6 +377,8 @@ impl App {
             scans: HashMap::new(),
             model: ModelStatus::Missing,
             fetch: FetchState::Idle,
+            export: ExportDialog::default(),
+            cull: CullDialog::default(),
             found_model: None,
             progress: None,
             scoring_failures: HashMap::new(),
@@ -437,6 +451,14 @@ impl App {
     /// The row of an image, when fetched (tests read it).
     pub fn row(&self, image_id: i64) -> Option<&SlimRow> {
         self.rows.get(&image_id).map(|(_, row)| row)
+    }
+
+    /// The last export's counts (exported, already there, failed), or its error (tests read it).
+    pub fn export_outcome(&self) -> Option<Result<(usize, usize, usize), String>> {
+        self.export
+            .last
+            .as_ref()
+            .map(|r| r.as_ref().map(|r| (r.exported, r.skipped, r.failed.len())).map_err(Clone::clone))
     }
 
     /// Finding or downloading a model (tests read it).
@@ -1190,7 +1212,14 @@ impl App {
                     self.settings.model_dir = Some(folder);
                     self.commands.push(Command::ApplyModel);
                 }
+                DialogPurpose::ExportFolder => self.export.to = folder.display().to_string(),
             },
+            JobEvent::ExportProgress(p) => {
+                if let Some(run) = &mut self.export.running {
+                    run.progress = p;
+                }
+            }
+            JobEvent::Exported(result) => self.on_exported(result),
             JobEvent::Picked { folder: None, .. } => {}
         }
     }
@@ -1338,6 +1367,9 @@ impl App {
                     self.fetch = FetchState::Downloading(last);
                 }
             }
+            Command::Export => self.start_export(),
+            Command::CullReview => self.start_cull_review(),
+            Command::EndCullReview => self.end_cull_review(),
             Command::CancelDownload => {
                 if let Some(fetch) = &self.backends.fetch {
                     fetch.cancel();
@@ -1437,6 +1469,8 @@ impl App {
                 });
             } else if self.screen != Screen::Grid {
                 self.commands.push(Command::Show(Screen::Grid));
+            } else if self.cull.review.is_some() {
+                self.commands.push(Command::EndCullReview);
             } else if self.query.filter.prompt_group.is_some() {
                 self.commands.push(Command::PromptGroup(None));
             } else {
@@ -1588,6 +1622,8 @@ impl eframe::App for App {
         }
         self.help_ui(&ctx);
         self.settings_window_ui(&ctx);
+        self.export_window_ui(&ctx);
+        self.cull_window_ui(&ctx);
         self.confirm_trash_ui(&ctx);
         self.toasts_ui(&ctx);
         self.apply_commands(&ctx);

@@ -287,6 +287,7 @@ impl App {
     pub(super) fn grid_screen_ui(&mut self, ui: &mut Ui) {
         egui::CentralPanel::default().show(ui, |ui| {
             self.model_banner_ui(ui);
+            self.cull_header_ui(ui);
             if let Some(key) = self.query.filter.prompt_group.clone() {
                 self.group_header_ui(ui, &key);
             }

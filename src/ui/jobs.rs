@@ -5,10 +5,13 @@
 //! by a wake-up.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
 use crate::image_file::ContentHash;
+use crate::library::export::{ExportProgress, Pick, Transfer, export, plan, plan_ids};
 use crate::library::metadata::read_generation_params;
 use crate::library::store::Store;
 use crate::library::trash::move_to_trash;
@@ -35,6 +38,40 @@ pub enum DialogPurpose {
     AddFolder,
     /// The model folder.
     ModelFolder,
+    /// The folder to export into.
+    ExportFolder,
+}
+
+/// An export the user asked for in the app.
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    /// The view whose images (and rewards) are exported.
+    pub query: ViewQuery,
+    /// Only these images (the selection), in view order; `None` for the view.
+    pub ids: Option<Vec<i64>>,
+    /// How many of the view's best.
+    pub pick: Pick,
+    /// The folder.
+    pub to: PathBuf,
+    /// Copy or move.
+    pub transfer: Transfer,
+}
+
+/// What an export did, for the dialog and the log.
+#[derive(Debug, Clone)]
+pub struct ExportReport {
+    /// The folder.
+    pub to: PathBuf,
+    /// Newly written.
+    pub exported: usize,
+    /// Found already there.
+    pub skipped: usize,
+    /// Not exported, each with why.
+    pub failed: Vec<(PathBuf, String)>,
+    /// Stopped by Cancel.
+    pub cancelled: bool,
+    /// Moved, not copied (the library rows changed).
+    pub moved: bool,
 }
 
 /// One file to move to the trash.
@@ -99,6 +136,10 @@ pub enum JobEvent {
         /// The selected images (those still in the library).
         rows: Result<Vec<SlimRow>, String>,
     },
+    /// An export's progress.
+    ExportProgress(ExportProgress),
+    /// An export ended (or could not start).
+    Exported(Result<ExportReport, String>),
     /// A folder dialog closed.
     Picked {
         /// What it was for.
@@ -110,6 +151,7 @@ pub enum JobEvent {
 
 /// The handle; dropping it ends the thread after the errand in progress.
 pub struct Jobs {
+    db: PathBuf,
     jobs: Sender<Job>,
     events: Sender<JobEvent>,
     waker: Option<Waker>,
@@ -128,10 +170,11 @@ impl Jobs {
     pub fn start(db: PathBuf, waker: Option<Waker>) -> std::io::Result<(Self, Receiver<JobEvent>)> {
         let (jobs, inbox) = channel();
         let (events, receiver) = channel();
-        let runner = Runner { db, store: None, clipboard: None, events: events.clone(), waker: waker.clone() };
+        let runner =
+            Runner { db: db.clone(), store: None, clipboard: None, events: events.clone(), waker: waker.clone() };
         let thread = std::thread::Builder::new().name("rewardlens-jobs".into()).spawn(move || runner.run(&inbox))?;
         let dialog_open = std::sync::Arc::default();
-        Ok((Self { jobs, events, waker, dialog_open, thread: Some(thread) }, receiver))
+        Ok((Self { db, jobs, events, waker, dialog_open, thread: Some(thread) }, receiver))
     }
 
     fn send(&self, job: Job) {
@@ -165,6 +208,22 @@ impl Jobs {
         self.send(Job::ResolveSelection(action, ids, Box::new(query)));
     }
 
+    /// Exports on a thread of its own (an export of thousands of files must not hold up the other
+    /// errands), with its own connection to the library; `cancel` stops it between files.
+    pub fn export(&self, request: ExportRequest, cancel: Arc<AtomicBool>) -> std::io::Result<()> {
+        let (events, waker, db) = (self.events.clone(), self.waker.clone(), self.db.clone());
+        std::thread::Builder::new().name("rewardlens-export".into()).spawn(move || {
+            crate::priority::set_current_thread_priority(crate::priority::Priority::Service);
+            let send = |e: JobEvent| {
+                let _ = events.send(e);
+                wake(waker.as_ref());
+            };
+            let result = run_export(&db, &request, &cancel, &mut |p| send(JobEvent::ExportProgress(p.clone())));
+            send(JobEvent::Exported(result));
+        })?;
+        Ok(())
+    }
+
     /// Opens a folder dialog on its own thread; `false` when one is already open.
     pub fn pick_folder(&self, purpose: DialogPurpose) -> bool {
         use std::sync::atomic::Ordering;
@@ -176,6 +235,7 @@ impl Jobs {
             let title = match purpose {
                 DialogPurpose::AddFolder => "Add a folder of images",
                 DialogPurpose::ModelFolder => "Choose the ImageReward model folder",
+                DialogPurpose::ExportFolder => "Choose the folder to export into",
             };
             let folder = rfd::FileDialog::new().set_title(title).pick_folder();
             open.store(false, Ordering::SeqCst);
@@ -311,6 +371,32 @@ impl Runner {
         }
         JobEvent::Trashed { moved, failed }
     }
+}
+
+/// Plans and runs one export with a connection of its own.
+fn run_export(
+    db: &Path,
+    request: &ExportRequest,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(&ExportProgress),
+) -> Result<ExportReport, String> {
+    let mut store = Store::open_background(db).map_err(|e| format!("library unavailable: {e}"))?;
+    let items = match &request.ids {
+        Some(ids) => plan_ids(&store, ids, &request.query),
+        None => plan(&store, &request.query, request.pick),
+    }
+    .map_err(|e| e.to_string())?;
+    let model = request.query.model_id.as_deref();
+    let summary = export(&mut store, &items, &request.to, request.transfer, model, progress, cancel)
+        .map_err(|e| e.to_string())?;
+    Ok(ExportReport {
+        to: request.to.clone(),
+        exported: summary.exported(),
+        skipped: summary.skipped(),
+        failed: summary.failed().into_iter().map(|(p, why)| (p.to_path_buf(), why.to_string())).collect(),
+        cancelled: summary.cancelled,
+        moved: request.transfer == Transfer::Move,
+    })
 }
 
 /// The most of a prompt file read: a prompt is a line or a paragraph, not a book.

@@ -6,8 +6,10 @@
 pub mod app;
 pub mod backends;
 pub mod bench;
+mod cull_dialog;
 mod details;
 mod dialogs;
+mod export_dialog;
 pub mod full_images;
 mod grid;
 pub mod jobs;

@@ -58,6 +58,20 @@ impl App {
                     if ui.button("⚙ Settings").clicked() {
                         self.settings_open = !self.settings_open;
                     }
+                    if ui
+                        .button("Cull…")
+                        .on_hover_text("Send the worst-ranked images to the trash, after a review")
+                        .clicked()
+                    {
+                        self.cull.open = !self.cull.open;
+                    }
+                    if ui
+                        .button("Export…")
+                        .on_hover_text("Copy or move the best or favorite images into a folder")
+                        .clicked()
+                    {
+                        self.export.open = !self.export.open;
+                    }
                     if ui.button("📂 Open folder…").on_hover_text("Add a folder to the library").clicked() {
                         self.commands.push(Command::PickFolder(DialogPurpose::AddFolder));
                     }

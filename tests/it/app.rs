@@ -429,3 +429,88 @@ fn the_banner_downloads_the_model_with_progress_then_scores_with_it() {
     assert!(hub.cdn_bytes_sent() - sent < hub.total_bytes(), "resumed, not fetched again from the start");
     assert!(home.join(".cache/huggingface/hub/models--THUDM--ImageReward/refs/main").is_file());
 }
+
+#[test]
+fn the_export_dialog_copies_the_best_into_a_folder_with_a_manifest() {
+    let fx = fixture(12);
+    let mut h = harness(fx.config.clone());
+    wait_scored(&mut h, 12);
+    run_until(&mut h, "rows", |app| app.row(app.view().entries[0].image_id).is_some());
+    let best = h.state().row(h.state().view().entries[0].image_id).unwrap().path.clone();
+    let out = fx.tmp.path().join("exported");
+    h.get_by_label("Export…").click();
+    for _ in 0..3 {
+        h.step(); // a new window sizes itself on its first frame
+    }
+    h.get_by_label("Export folder").click();
+    h.step();
+    h.event(egui::Event::Paste(out.display().to_string()));
+    h.step();
+    h.get_by_label("Best images:").click(); // 50 by default: all 12 here
+    h.step();
+    h.get_by_label("Export").click();
+    run_until(&mut h, "the export finished", |app| app.export_outcome().is_some());
+    assert_eq!(h.state().export_outcome(), Some(Ok((12, 0, 0))));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let images = manifest["images"].as_array().unwrap();
+    assert_eq!(images.len(), 12);
+    assert_eq!(images[0]["source_path"].as_str().unwrap(), best.display().to_string());
+    assert!(out.join(best.file_name().unwrap()).is_file());
+    h.get_by_label_contains("Exported 12 · 0 already there · 0 failed");
+    // Again: nothing is written twice.
+    h.get_by_label("Export").click();
+    run_until(&mut h, "the second export", |app| app.export_outcome() == Some(Ok((0, 12, 0))));
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 12 + 2);
+}
+
+#[test]
+fn cull_reviews_the_worst_then_trashes_them_in_one_step_keeping_favorites() {
+    let Some(data_home) = std::env::var_os(TRASH_CHILD).map(PathBuf::from) else {
+        let tmp = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["app::cull_reviews_the_worst_then_trashes_them_in_one_step_keeping_favorites", "--exact"])
+            .env(TRASH_CHILD, tmp.path())
+            .env("XDG_DATA_HOME", tmp.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        return;
+    };
+    let fx = fixture(20);
+    let mut h = harness(fx.config.clone());
+    wait_scored(&mut h, 20);
+    // The worst image is a favorite: the cull keeps it.
+    let worst = h.state().view().entries[19].image_id;
+    h.state_mut().command(rewardlens::ui::Command::MoveCursor { index: 19, extend: false, toggle: false });
+    h.step();
+    press(&mut h, Key::F);
+    run_until(&mut h, "the favorite stored", |app| app.row(worst).is_some_and(|r| r.favorite));
+    let worst_path = h.state().row(worst).unwrap().path.clone();
+
+    h.get_by_label("Cull…").click();
+    for _ in 0..3 {
+        h.step();
+    }
+    h.get_by_label("Review").click(); // the worst 10 %: 2 of 20, less the favorite
+    run_until(&mut h, "the review", |app| app.view_settled() && app.view().len() == 1);
+    let victim_id = h.state().view().entries[0].image_id;
+    run_until(&mut h, "its row", |app| app.row(victim_id).is_some());
+    let victim = h.state().row(victim_id).unwrap().path.clone();
+    h.get_by_label_contains("Cull review");
+    h.get_by_label("Move 1 to the trash…").click();
+    for _ in 0..500 {
+        h.step();
+        if h.query_by_label("Move to trash").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    h.get_by_label("Move to trash").click();
+    run_until(&mut h, "the review empty", |app| app.view_settled() && app.view().is_empty());
+    assert!(!victim.exists());
+    assert!(data_home.join("Trash/files").join(victim.file_name().unwrap()).exists());
+    assert!(worst_path.exists(), "the favorite stays");
+    h.get_by_label("Done").click();
+    run_until(&mut h, "the whole view back", |app| app.view_settled() && app.view().len() == 19);
+}
