@@ -911,6 +911,38 @@ mod tests {
         assert!(hub.cdn_log().is_empty());
     }
 
+    /// Download speed against the local hub, next to a plain read of the same bytes (no hashing, no
+    /// disk): `cargo test --release --lib download_throughput -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a benchmark: run by hand"]
+    fn download_throughput() {
+        let size = 256usize << 20;
+        let weights: Vec<u8> = (0..size).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let config =
+            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-pt/med_config.json"));
+        let files = vec![("ImageReward.pt".to_string(), weights), ("med_config.json".to_string(), config.unwrap())];
+        let hub = LocalHub::serving(files, None);
+        let cache = tempfile::tempdir().unwrap();
+        let client = Hub::new(settings(&hub, cache.path(), None));
+        let remote = client.head("ImageReward.pt").unwrap();
+        let started = Instant::now();
+        let mut body = ureq::get(&remote.url).call().unwrap().into_body().into_reader();
+        let plain = std::io::copy(&mut body, &mut std::io::sink()).unwrap();
+        let plain_s = started.elapsed().as_secs_f64();
+        let (done, _) = run(&client);
+        let done = done.unwrap();
+        let ours_s = done.elapsed.as_secs_f64();
+        let mb = |b: u64, s: f64| b as f64 / 1e6 / s;
+        println!("| read | bytes | seconds | MB/s |\n|---|---|---|---|");
+        println!("| plain GET to a sink | {plain} | {plain_s:.2} | {:.0} |", mb(plain, plain_s));
+        println!(
+            "| `Hub::download` (sha256 + disk + fsync) | {} | {ours_s:.2} | {:.0} |",
+            done.fetched,
+            mb(done.fetched, ours_s)
+        );
+        println!("ratio download/plain: {:.2}", mb(done.fetched, ours_s) / mb(plain, plain_s));
+    }
+
     #[test]
     fn helpers_read_the_headers_as_the_hub_writes_them() {
         assert_eq!(normalize_etag("W/\"abc\""), "abc");

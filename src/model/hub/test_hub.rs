@@ -72,6 +72,11 @@ impl LocalHub {
             .iter()
             .map(|f| (f.to_string(), std::fs::read(dir.join(f)).unwrap()))
             .collect();
+        Self::serving(files, token)
+    }
+
+    /// Starts a hub serving these files (`ImageReward.pt` as an LFS file, the rest from git).
+    pub fn serving(files: Vec<(String, Vec<u8>)>, token: Option<&str>) -> Self {
         let cdn_listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let hub_listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let state = Arc::new(State {
@@ -283,7 +288,7 @@ fn cdn(state: &State, req: &Logged, stream: &mut TcpStream) {
         _ => {}
     }
     let body = &body[..(end - from) as usize];
-    let piece = if fault == Fault::Slow { 16 << 10 } else { 64 << 10 };
+    let piece = if fault == Fault::Slow { 16 << 10 } else { 1 << 20 };
     for chunk in body.chunks(piece) {
         if stream.write_all(chunk).is_err() {
             return;
