@@ -2,7 +2,7 @@
 # Starts the app binary under Xvfb on a generated fixture library (240 images in 12 prompt
 # groups, three checkpoints) scored with the tiny test model, drives it with xdotool, and saves
 # PNGs of the welcome screen, the grid, a prompt group, the checkpoint leaderboard, the viewer with
-# metadata, and a rerank in progress. Fails if the app crashed or a picture is blank.
+# metadata, a rerank in progress, the export dialog, and a cull review. Fails if the app crashed or a picture is blank.
 #
 #   BIN=target/debug/rewardlens OUT=target/screenshots scripts/screenshot.sh
 #
@@ -25,7 +25,8 @@ trap cleanup EXIT
 
 # A private home for everything the app writes: config, caches, data, trash.
 export XDG_CONFIG_HOME="$work/config" XDG_CACHE_HOME="$work/cache" XDG_DATA_HOME="$work/data"
-export XDG_RUNTIME_DIR="$work/run"
+export XDG_RUNTIME_DIR="$work/run" HOME="$work/home"
+mkdir -p "$HOME"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 unset WAYLAND_DISPLAY
 "$BIN" synth "$work/images" --count 240 --groups 12 --px 160 >/dev/null
@@ -124,5 +125,18 @@ sleep 0.15
 shot rerank
 sleep 2
 shot rerank-done
+key Escape
+
+# 7. The export dialog (E), then the cull dialog (X) and its review of the worst images (Enter).
+key e
+sleep 0.5
+shot export
+key Escape
+key x
+sleep 0.5
+shot cull
+key Return
+sleep 1.5
+shot cull-review
 stop_app
 echo "screenshots in $OUT"

@@ -1459,6 +1459,10 @@ impl App {
                 self.confirm_trash = None;
             } else if self.help_open {
                 self.help_open = false;
+            } else if self.export.open {
+                self.export.open = false;
+            } else if self.cull.open {
+                self.cull.open = false;
             } else if self.rerank_progress().is_some() {
                 self.commands.push(Command::ClearRerank);
             } else if typing {
@@ -1510,7 +1514,12 @@ impl App {
                 self.commands.push(Command::MoveCursor { index, extend, toggle: false });
             }
         }
-        if self.screen == Screen::Grid && consume(Key::Enter, Modifiers::NONE) && len > 0 {
+        if self.screen == Screen::Grid
+            && !self.cull.open
+            && !self.export.open
+            && consume(Key::Enter, Modifiers::NONE)
+            && len > 0
+        {
             self.commands.push(Command::Show(Screen::Viewer));
         }
         if consume(Key::F, Modifiers::NONE) {
@@ -1557,6 +1566,12 @@ impl App {
         }
         if consume(Key::P, Modifiers::NONE) {
             self.screen = Screen::Grid;
+        }
+        if consume(Key::E, Modifiers::NONE) {
+            self.export.open = !self.export.open;
+        }
+        if consume(Key::X, Modifiers::NONE) {
+            self.cull.open = !self.cull.open;
         }
         if consume(Key::L, Modifiers::NONE) {
             let next = if self.screen == Screen::Leaderboard { Screen::Grid } else { Screen::Leaderboard };

@@ -76,34 +76,43 @@ impl App {
     pub(super) fn cull_window_ui(&mut self, ctx: &egui::Context) {
         let mut open = self.cull.open;
         let scored = self.view.scored;
-        egui::Window::new("Cull low scorers").open(&mut open).resizable(false).show(ctx, |ui| {
-            ui.set_max_width(420.0);
-            let d = &mut self.cull;
-            ui.horizontal(|ui| {
-                ui.radio_value(&mut d.kind, CullKind::BottomPercent, "The worst");
-                ui.add(egui::DragValue::new(&mut d.percent).range(0.1..=100.0).speed(0.5).suffix(" %"));
-                ui.label(format!("of this view's {scored} scored images"));
-            });
-            ui.horizontal(|ui| {
-                ui.radio_value(&mut d.kind, CullKind::Below, "Reward below");
-                ui.add(egui::DragValue::new(&mut d.below).speed(0.05).fixed_decimals(2));
-            });
-            ui.checkbox(&mut d.include_favorites, "Include favorites");
-            ui.checkbox(&mut d.include_rated, "Include rated images");
-            ui.label(
+        egui::Window::new("Cull low scorers")
+            .open(&mut open)
+            .pivot(egui::Align2::CENTER_TOP)
+            .default_pos(ctx.content_rect().center_top() + egui::vec2(0.0, 90.0))
+            .resizable(false)
+            .show(ctx, |ui| {
+                ui.set_max_width(420.0);
+                let d = &mut self.cull;
+                ui.horizontal(|ui| {
+                    ui.radio_value(&mut d.kind, CullKind::BottomPercent, "The worst");
+                    ui.add(egui::DragValue::new(&mut d.percent).range(0.1..=100.0).speed(0.5).suffix(" %"));
+                    ui.label(format!("of this view's {scored} scored images"));
+                });
+                ui.horizontal(|ui| {
+                    ui.radio_value(&mut d.kind, CullKind::Below, "Reward below");
+                    ui.add(egui::DragValue::new(&mut d.below).speed(0.05).fixed_decimals(2));
+                });
+                ui.checkbox(&mut d.include_favorites, "Include favorites");
+                ui.checkbox(&mut d.include_rated, "Include rated images");
+                ui.label(
                 egui::RichText::new(
                     "Review shows exactly these images in the grid, worst first; nothing moves until you say so, and \
                      then only to the system trash.",
                 )
                 .weak(),
             );
-            if ui.add_enabled(scored > 0, egui::Button::new("Review")).clicked() {
-                self.commands.push(Command::CullReview);
-            }
-            if scored == 0 {
-                ui.label(egui::RichText::new("This view has no scores yet.").weak());
-            }
-        });
+                // Enter reviews, as a dialog's default button would (unless a number is being typed).
+                let enter = !ui.ctx().egui_wants_keyboard_input() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                let review = ui.add_enabled(scored > 0, egui::Button::new("Review (Enter)"));
+                review.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, scored > 0, "Review"));
+                if review.clicked() || (enter && scored > 0) {
+                    self.commands.push(Command::CullReview);
+                }
+                if scored == 0 {
+                    ui.label(egui::RichText::new("This view has no scores yet.").weak());
+                }
+            });
         self.cull.open = open;
     }
 

@@ -47,7 +47,12 @@ impl App {
         ui.separator();
 
         // Rewards.
-        let percentile = entry.percentile.map(top_percent).unwrap_or_default();
+        // A cull review's own percentiles would call its worst images "top".
+        let percentile = if self.cull.review.is_some() {
+            String::new()
+        } else {
+            entry.percentile.map(top_percent).unwrap_or_default()
+        };
         match (self.query.reward_prompt(), entry.reward) {
             (Some(prompt), reward) => {
                 let shown = reward.map_or_else(|| "not scored yet".to_string(), |r| format!("{r:+.3}  {percentile}"));

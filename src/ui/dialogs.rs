@@ -28,6 +28,8 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("G", "the cursor image's prompt group (again: all images)"),
     ("I", "details panel / viewer info"),
     ("L", "checkpoint leaderboard"),
+    ("E", "export the best or favorite images into a folder"),
+    ("X", "cull: review the worst-ranked images, then trash them"),
     ("Ctrl+wheel, Ctrl + / −", "thumbnail size (zoom in the viewer)"),
     ("Ctrl+1, Ctrl+0", "viewer: 100 %, fit"),
     ("Click, Shift+click, Ctrl+click", "select, select a range, add to the selection"),

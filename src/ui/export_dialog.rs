@@ -91,104 +91,112 @@ impl App {
         let mut open = self.export.open;
         let has_model = self.model_id().is_some();
         let selected = self.selected.len();
-        egui::Window::new("Export images").open(&mut open).resizable(false).show(ctx, |ui| {
-            ui.set_max_width(460.0);
-            let d = &mut self.export;
-            egui::Grid::new("export-choices").num_columns(2).spacing(egui::vec2(12.0, 6.0)).show(ui, |ui| {
-                ui.label("Images");
-                ui.vertical(|ui| {
-                    ui.radio_value(&mut d.scope, Scope::View, format!("This view ({} images)", self.view.len()));
-                    ui.radio_value(&mut d.scope, Scope::Favorites, "Favorites in this view");
-                    ui.add_enabled_ui(selected > 0, |ui| {
-                        ui.radio_value(&mut d.scope, Scope::Selection, format!("Selected ({selected})"));
-                    });
-                });
-                ui.end_row();
-                ui.label("Which");
-                ui.vertical(|ui| {
-                    ui.radio_value(&mut d.pick, PickKind::All, "All of them");
-                    ui.add_enabled_ui(has_model && d.scope != Scope::Selection, |ui| {
-                        ui.horizontal(|ui| {
-                            ui.radio_value(&mut d.pick, PickKind::Top, "Best images:");
-                            ui.add(egui::DragValue::new(&mut d.top_n).range(1..=1_000_000));
-                        });
-                        ui.horizontal(|ui| {
-                            ui.radio_value(&mut d.pick, PickKind::TopPercent, "Best share:");
-                            ui.add(egui::DragValue::new(&mut d.top_percent).range(0.1..=100.0).speed(0.5).suffix(" %"));
-                        });
-                        ui.horizontal(|ui| {
-                            ui.radio_value(&mut d.pick, PickKind::MinScore, "Reward at least:");
-                            ui.add(egui::DragValue::new(&mut d.min_score).speed(0.05).fixed_decimals(2));
+        egui::Window::new("Export images")
+            .open(&mut open)
+            .pivot(egui::Align2::CENTER_TOP)
+            .default_pos(ctx.content_rect().center_top() + egui::vec2(0.0, 90.0))
+            .resizable(false)
+            .show(ctx, |ui| {
+                ui.set_max_width(460.0);
+                let d = &mut self.export;
+                egui::Grid::new("export-choices").num_columns(2).spacing(egui::vec2(12.0, 6.0)).show(ui, |ui| {
+                    ui.label("Images");
+                    ui.vertical(|ui| {
+                        ui.radio_value(&mut d.scope, Scope::View, format!("This view ({} images)", self.view.len()));
+                        ui.radio_value(&mut d.scope, Scope::Favorites, "Favorites in this view");
+                        ui.add_enabled_ui(selected > 0, |ui| {
+                            ui.radio_value(&mut d.scope, Scope::Selection, format!("Selected ({selected})"));
                         });
                     });
-                    if !has_model {
-                        ui.label(egui::RichText::new("Best and reward choices need the model's scores.").weak());
-                    }
+                    ui.end_row();
+                    ui.label("Which");
+                    ui.vertical(|ui| {
+                        ui.radio_value(&mut d.pick, PickKind::All, "All of them");
+                        ui.add_enabled_ui(has_model && d.scope != Scope::Selection, |ui| {
+                            ui.horizontal(|ui| {
+                                ui.radio_value(&mut d.pick, PickKind::Top, "Best images:");
+                                ui.add(egui::DragValue::new(&mut d.top_n).range(1..=1_000_000));
+                            });
+                            ui.horizontal(|ui| {
+                                ui.radio_value(&mut d.pick, PickKind::TopPercent, "Best share:");
+                                ui.add(
+                                    egui::DragValue::new(&mut d.top_percent).range(0.1..=100.0).speed(0.5).suffix(" %"),
+                                );
+                            });
+                            ui.horizontal(|ui| {
+                                ui.radio_value(&mut d.pick, PickKind::MinScore, "Reward at least:");
+                                ui.add(egui::DragValue::new(&mut d.min_score).speed(0.05).fixed_decimals(2));
+                            });
+                        });
+                        if !has_model {
+                            ui.label(egui::RichText::new("Best and reward choices need the model's scores.").weak());
+                        }
+                    });
+                    ui.end_row();
+                    ui.label("Into");
+                    ui.horizontal(|ui| {
+                        let edit = ui.add(
+                            egui::TextEdit::singleline(&mut d.to).desired_width(280.0).hint_text("/path/to/folder"),
+                        );
+                        super::name_text_edit(&edit, "Export folder");
+                        if ui.button("Browse…").clicked() {
+                            self.commands.push(Command::PickFolder(DialogPurpose::ExportFolder));
+                        }
+                    });
+                    ui.end_row();
+                    ui.label("How");
+                    ui.horizontal(|ui| {
+                        ui.radio_value(&mut d.transfer, Transfer::Copy, "Copy");
+                        ui.radio_value(&mut d.transfer, Transfer::Move, "Move (the originals leave their folders)");
+                    });
+                    ui.end_row();
                 });
-                ui.end_row();
-                ui.label("Into");
-                ui.horizontal(|ui| {
-                    let edit =
-                        ui.add(egui::TextEdit::singleline(&mut d.to).desired_width(280.0).hint_text("/path/to/folder"));
-                    super::name_text_edit(&edit, "Export folder");
-                    if ui.button("Browse…").clicked() {
-                        self.commands.push(Command::PickFolder(DialogPurpose::ExportFolder));
-                    }
-                });
-                ui.end_row();
-                ui.label("How");
-                ui.horizontal(|ui| {
-                    ui.radio_value(&mut d.transfer, Transfer::Copy, "Copy");
-                    ui.radio_value(&mut d.transfer, Transfer::Move, "Move (the originals leave their folders)");
-                });
-                ui.end_row();
-            });
-            ui.label(
-                egui::RichText::new(
-                    "Each image goes with its .txt caption; files already there are never overwritten (a numbered \
+                ui.label(
+                    egui::RichText::new(
+                        "Each image goes with its .txt caption; files already there are never overwritten (a numbered \
                      name instead), and manifest.json and manifest.csv list prompt, seed, reward and rating.",
-                )
-                .weak(),
-            );
-            ui.add_space(6.0);
-            if let Some(run) = &d.running {
-                ui.horizontal(|ui| {
-                    let p = &run.progress;
-                    let fraction = if p.total > 0 { p.done as f32 / p.total as f32 } else { 0.0 };
-                    ui.add(
-                        egui::ProgressBar::new(fraction)
-                            .text(format!("{} of {}", p.done, p.total))
-                            .desired_width(300.0),
-                    );
-                    if ui.button("Cancel").clicked() {
-                        run.cancel.store(true, Ordering::Relaxed);
-                    }
-                });
-            } else {
-                let ready = !d.to.trim().is_empty();
-                if ui.add_enabled(ready, egui::Button::new("Export")).clicked() {
-                    self.commands.push(Command::Export);
-                }
-            }
-            match &d.last {
-                Some(Ok(r)) => {
-                    let verb = if r.moved { "Moved" } else { "Exported" };
-                    let mut text =
-                        format!("{verb} {} · {} already there · {} failed", r.exported, r.skipped, r.failed.len());
-                    if r.cancelled {
-                        text.push_str(" · cancelled (Export again finishes it)");
-                    }
-                    ui.label(text);
-                    if !r.failed.is_empty() {
-                        ui.label(egui::RichText::new("The log (status bar) says why each failed.").weak());
+                    )
+                    .weak(),
+                );
+                ui.add_space(6.0);
+                if let Some(run) = &d.running {
+                    ui.horizontal(|ui| {
+                        let p = &run.progress;
+                        let fraction = if p.total > 0 { p.done as f32 / p.total as f32 } else { 0.0 };
+                        ui.add(
+                            egui::ProgressBar::new(fraction)
+                                .text(format!("{} of {}", p.done, p.total))
+                                .desired_width(300.0),
+                        );
+                        if ui.button("Cancel").clicked() {
+                            run.cancel.store(true, Ordering::Relaxed);
+                        }
+                    });
+                } else {
+                    let ready = !d.to.trim().is_empty();
+                    if ui.add_enabled(ready, egui::Button::new("Export")).clicked() {
+                        self.commands.push(Command::Export);
                     }
                 }
-                Some(Err(e)) => {
-                    ui.colored_label(ui.visuals().error_fg_color, e);
+                match &d.last {
+                    Some(Ok(r)) => {
+                        let verb = if r.moved { "Moved" } else { "Exported" };
+                        let mut text =
+                            format!("{verb} {} · {} already there · {} failed", r.exported, r.skipped, r.failed.len());
+                        if r.cancelled {
+                            text.push_str(" · cancelled (Export again finishes it)");
+                        }
+                        ui.label(text);
+                        if !r.failed.is_empty() {
+                            ui.label(egui::RichText::new("The log (status bar) says why each failed.").weak());
+                        }
+                    }
+                    Some(Err(e)) => {
+                        ui.colored_label(ui.visuals().error_fg_color, e);
+                    }
+                    None => {}
                 }
-                None => {}
-            }
-        });
+            });
         self.export.open = open;
     }
 

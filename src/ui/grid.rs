@@ -214,7 +214,9 @@ impl App {
     fn rank_text(&self, index: usize, percentile: f32) -> String {
         let in_group = self.query.filter.prompt_group.is_some() && self.query.reward_prompt().is_none();
         let by_reward = matches!(self.query.order, crate::library::views::ViewOrder::Reward) && !self.query.reverse;
-        if in_group && by_reward && index == 0 {
+        if self.cull.review.is_some() {
+            format!("{} of {} worst", index + 1, self.view.len())
+        } else if in_group && by_reward && index == 0 {
             format!("top 1 of {}", self.view.len())
         } else {
             top_percent(percentile)
@@ -239,7 +241,8 @@ impl App {
         let small = FontId::proportional(11.5);
         match (entry.reward, entry.percentile) {
             (Some(reward), Some(percentile)) => {
-                let color = percentile_color(percentile);
+                // A cull review lists the worst images: its own percentiles would call them "top".
+                let color = percentile_color(if self.cull.review.is_some() { 0.0 } else { percentile });
                 let badge_text = format!("{reward:+.2}");
                 let galley = painter.layout_no_wrap(badge_text, FontId::monospace(13.0), Color32::BLACK);
                 let badge = Rect::from_min_size(line1, galley.size() + vec2(8.0, 2.0));
