@@ -1,5 +1,6 @@
 //! Subcommands of the `rewardlens` binary.
 
+pub mod agreement;
 pub mod app;
 pub mod bench;
 pub mod bench_app;

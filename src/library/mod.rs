@@ -2,9 +2,11 @@
 //! thumbnails.
 //! No GUI dependency.
 
+pub mod agreement;
 pub mod cull;
 pub mod export;
 pub mod groups;
+pub mod judgments;
 pub mod metadata;
 pub mod query;
 pub mod scan;

@@ -135,6 +135,32 @@ const MIGRATIONS: &[&str] = &[
     // for a model's own-prompt scores, `scores_by_model` for one prompt's.
     "CREATE INDEX images_view ON images(content_hash, missing, prompt_id, checkpoint, checkpoint_hash, error);
     CREATE INDEX scores_by_model ON scores(model_id, token_key, content_hash, value);",
+    // v4: judgments as preference data: each comparison keeps the model in use and the rewards
+    // the two images had when it was made, and an undo marks it instead of deleting it (history);
+    // a prompt group's ranking with each image's rank (ties share one) and reward; problem flags
+    // and a note beside the 1-7 ratings, as in the reference's annotation scheme.
+    "ALTER TABLE comparisons ADD COLUMN model_id TEXT;
+    ALTER TABLE comparisons ADD COLUMN winner_reward REAL;
+    ALTER TABLE comparisons ADD COLUMN loser_reward REAL;
+    ALTER TABLE comparisons ADD COLUMN undone_at INTEGER;
+    CREATE INDEX comparisons_prompt ON comparisons(prompt);
+    CREATE TABLE rankings (
+        id INTEGER PRIMARY KEY,
+        prompt TEXT NOT NULL,
+        model_id TEXT,
+        created_at INTEGER NOT NULL,
+        undone_at INTEGER
+    );
+    CREATE INDEX rankings_prompt ON rankings(prompt);
+    CREATE TABLE ranking_items (
+        ranking_id INTEGER NOT NULL REFERENCES rankings(id) ON DELETE CASCADE,
+        content_hash TEXT NOT NULL,
+        rank INTEGER NOT NULL CHECK (rank >= 1),
+        reward REAL,
+        PRIMARY KEY (ranking_id, content_hash)
+    ) WITHOUT ROWID;
+    ALTER TABLE ratings ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE ratings ADD COLUMN note TEXT;",
 ];
 
 /// Every connection's cache settings: a 64 MiB page cache keeps a 100k-image library's indexes in

@@ -582,3 +582,50 @@ fn cull_lists_then_trashes_the_worst_and_keeps_favorites() {
     let list = rewardlens(&["list", "--db", &lib.db, "--json"]);
     assert!(!text(&list.stdout).contains(&worst), "a trashed image leaves the view");
 }
+
+#[test]
+fn agreement_reports_the_scorers_accuracy_on_the_users_comparisons() {
+    use rewardlens::image_file::ContentHash;
+    use rewardlens::library::judgments::{NewComparison, Verdict};
+    let (lib, best) = scored_library();
+    let list = rewardlens(&["list", "--db", &lib.db, "--prompt", "a red cube", "--json"]);
+    let hashes: Vec<ContentHash> =
+        json_lines(&list).iter().map(|l| ContentHash::parse(l["content_hash"].as_str().unwrap()).unwrap()).collect();
+    assert_eq!(hashes.len(), best.len());
+    let (top, bottom) = (hashes[0].clone(), hashes[hashes.len() - 1].clone());
+    {
+        let mut store = rewardlens::library::store::Store::open(Path::new(&lib.db)).unwrap();
+        let mut compare = |prompt: &str, first: &ContentHash, second: &ContentHash, verdict| {
+            let c = NewComparison {
+                prompt: prompt.into(),
+                first: first.clone(),
+                second: second.clone(),
+                verdict,
+                model_id: None,
+                first_reward: None,
+                second_reward: None,
+            };
+            store.record_comparison(&c).unwrap();
+        };
+        compare("a red cube", &top, &bottom, Verdict::First); // the scorer agrees
+        compare("a red cube", &top, &bottom, Verdict::Second); // it does not
+        compare("a red cube", &top, &hashes[1], Verdict::Tie); // skipped
+        compare("a blue sphere", &top, &bottom, Verdict::First); // no rewards for this prompt yet
+    }
+    let out = rewardlens(&["agreement", "--db", &lib.db, "--json", "--by", "prompt"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = json_lines(&out);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[0]["group"], serde_json::Value::Null);
+    assert_eq!((rows[0]["pairs"].as_u64(), rows[0]["correct"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(rows[0]["accuracy"].as_f64(), Some(0.5));
+    assert_eq!(rows[0]["ci95"].as_array().unwrap().len(), 2);
+    assert!(text(&out.stderr).contains("too few"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("1 pair(s) left out"), "{}", text(&out.stderr));
+    // With the model, the unscored pair is scored first and counts.
+    let out = rewardlens(&["agreement", "--db", &lib.db, "--json", "--model", &fixture("tiny-st"), "--device", "cpu"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = json_lines(&out);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["pairs"].as_u64(), Some(3));
+}
