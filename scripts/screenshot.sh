@@ -31,8 +31,9 @@ mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 unset WAYLAND_DISPLAY
 "$BIN" synth "$work/images" --count 240 --groups 12 --px 160 >/dev/null
 
-# Xvfb picks a free display number and writes it to the file (no clash with another X server).
-Xvfb -displayfd 3 -screen 0 1400x900x24 -nolisten tcp 3>"$work/display" >/dev/null 2>&1 &
+# Xvfb picks a free display number and writes it to the file (no clash with another X server);
+# -noreset keeps it from resetting when one app exits, which refused the next app its connection.
+Xvfb -displayfd 3 -screen 0 1400x900x24 -nolisten tcp -noreset 3>"$work/display" >/dev/null 2>&1 &
 xvfb=$!
 for _ in $(seq 100); do [ -s "$work/display" ] && break; sleep 0.1; done
 [ -s "$work/display" ] || { echo "screenshot.sh: Xvfb did not start" >&2; exit 1; }

@@ -40,6 +40,8 @@ enum Command {
     Export(cli::export::ExportArgs),
     /// Send the worst-ranked images to the system trash (or list them with --dry-run).
     Cull(cli::cull::CullArgs),
+    /// Export the judgments as training data (imagereward, pairs, weighted) or import such a file.
+    Dataset(cli::dataset::DatasetArgs),
     /// How often the scorer prefers the image you preferred (your comparisons and rankings).
     Agreement(cli::agreement::AgreementArgs),
     /// Find the ImageReward model (list, path) or download it into the Hugging Face cache.
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Some(Command::Groups(a)) => cli::groups::run(&a),
         Some(Command::Export(a)) => cli::export::run(&a),
         Some(Command::Cull(a)) => cli::cull::run(&a),
+        Some(Command::Dataset(a)) => cli::dataset::run(&a),
         Some(Command::Agreement(a)) => cli::agreement::run(&a),
         Some(Command::Model(a)) => cli::model::run(&a),
         Some(Command::Bench(a)) => cli::bench::run(&a),

@@ -7,6 +7,7 @@ pub mod bench_app;
 pub mod bench_library;
 pub mod bench_rerank;
 pub mod cull;
+pub mod dataset;
 pub mod export;
 pub mod groups;
 pub mod interrupt;

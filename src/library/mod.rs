@@ -4,6 +4,7 @@
 
 pub mod agreement;
 pub mod cull;
+pub mod dataset;
 pub mod export;
 pub mod groups;
 pub mod judgments;
