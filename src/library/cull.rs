@@ -49,9 +49,7 @@ pub fn cull_candidates(
     let view = store.view(&worst_first)?;
     let take = match rule {
         CullRule::Below(_) => view.len(),
-        CullRule::BottomPercent(p) => {
-            ((view.len() as f64 * p.clamp(0.0, 100.0) / 100.0).ceil() as usize).min(view.len())
-        }
+        CullRule::BottomPercent(p) => super::views::share_of(view.len(), p),
     };
     let ids: Vec<i64> = view.entries[..take].iter().map(|e| e.image_id).collect();
     let mut out = Vec::with_capacity(ids.len());

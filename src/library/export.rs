@@ -189,7 +189,7 @@ pub fn plan(store: &Store, query: &ViewQuery, pick: Pick) -> Result<Vec<ExportIt
     let take = match pick {
         Pick::All => view.len(),
         Pick::Top(n) => n.min(view.len()),
-        Pick::TopPercent(p) => ((view.len() as f64 * p.clamp(0.0, 100.0) / 100.0).ceil() as usize).min(view.len()),
+        Pick::TopPercent(p) => super::views::share_of(view.len(), p),
     };
     let ids: Vec<i64> = view.entries[..take].iter().map(|e| e.image_id).collect();
     plan_ids(store, &ids, query)

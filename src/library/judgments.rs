@@ -6,7 +6,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::store::{Store, StoreError};
+use super::store::{Store, StoreError, now_secs};
 use crate::image_file::ContentHash;
 
 /// What the user said of two images.
@@ -108,10 +108,6 @@ pub mod flags {
         (TOXIC, "toxic"),
         (OTHER, "other"),
     ];
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 impl Store {

@@ -132,6 +132,11 @@ pub struct View {
     pub scored: usize,
 }
 
+/// How many of `len` images are the best (or worst) `percent` %: rounded up, never more than all.
+pub fn share_of(len: usize, percent: f64) -> usize {
+    ((len as f64 * percent.clamp(0.0, 100.0) / 100.0).ceil() as usize).min(len)
+}
+
 impl View {
     /// Number of images in the view.
     pub fn len(&self) -> usize {

@@ -66,7 +66,7 @@ pub fn bottom_percent_bound(rewards: &mut [f32], percent: f64) -> Option<f64> {
         return None;
     }
     rewards.sort_by(f32::total_cmp);
-    let take = ((rewards.len() as f64 * percent.clamp(0.0, 100.0) / 100.0).ceil() as usize).clamp(1, rewards.len());
+    let take = crate::library::views::share_of(rewards.len(), percent).max(1);
     let bound = f64::from(rewards[take - 1]);
     Some(bound + 1e-6 * bound.abs().max(1.0))
 }
